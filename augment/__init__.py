@@ -1,0 +1,1 @@
+"""GAN augmentation: the class-conditional DCGAN, DiffAugment, sampling and FID/KID scoring."""

@@ -1,0 +1,59 @@
+"""Training configuration: one dataclass, whose defaults are also the CLI's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("cosine", "onecycle", "none")
+AUGMENTS = ("pad-crop", "resized-crop", "none")
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
+
+
+@dataclass
+class TrainConfig:
+    """Everything needed to rebuild a classifier run (saved as ``runs/NAME/config.json``)."""
+
+    data: str = "data/footwear"
+    model: str = "resnet50"
+    name: str = "run"
+    runs_dir: str = "runs"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float | None = None  # None: DEFAULT_LR[optimizer]
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    label_smoothing: float = 0.0
+    image_size: int = 64
+    width: float = 1.0
+    cbam_pool_types: tuple[str, ...] = ("avg", "max")
+    resize_mode: str = "crop"
+    augment: str = "pad-crop"
+    hflip: bool = True
+    val_fraction: float = 0.15
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    strict: bool = False
+    synthetic: str | None = None  # folder of synthetic images (class sub-folders + manifest.json)
+    synthetic_ratio: float | None = None  # synthetic images per real image; None: all of them
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cbam_pool_types"] = list(self.cbam_pool_types)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "cbam_pool_types" in kwargs:
+            kwargs["cbam_pool_types"] = tuple(kwargs["cbam_pool_types"])
+        return cls(**kwargs)
