@@ -1,0 +1,2 @@
+"""The study: augmented retraining, comparison reports with honest statistics, the one-command
+pipeline, and the Classification Accuracy Score."""
