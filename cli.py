@@ -1,6 +1,7 @@
 """The toolkit's command line: ``python cli.py COMMAND`` or, once installed, ``cli COMMAND``.
 
 Commands live next to the code they drive (``classify/commands_*.py``, ``augment/commands_*.py``,
+``study/commands_*.py``,
 each with a ``register(app)``); this file only joins them into one Typer app. Building the app only
 declares commands: heavy imports (torch and friends) happen inside the commands.
 """
@@ -13,6 +14,7 @@ import typer
 def build_app() -> typer.Typer:
     from augment.commands import register as register_augment
     from classify.commands import register as register_classify
+    from study.commands import register as register_study
 
     app = typer.Typer(
         help="GAN data augmentation for small image-classification sets: attention ResNets, "
@@ -23,6 +25,7 @@ def build_app() -> typer.Typer:
     )
     register_classify(app)
     register_augment(app)
+    register_study(app)
     return app
 
 
