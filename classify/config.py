@@ -24,8 +24,10 @@ class TrainConfig:
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     optimizer: str = "sgd"
     momentum: float = 0.9
+    nesterov: bool = False  # SGD only
     weight_decay: float = 5e-4
     scheduler: str = "cosine"
+    warmup_epochs: float = 1.0  # linear warm-up of the cosine schedule (capped at 1/4 of the run)
     label_smoothing: float = 0.0
     image_size: int = 64
     width: float = 1.0

@@ -11,6 +11,7 @@ Pixel convention shared by the classifiers and the GAN: model inputs are float i
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -210,12 +211,19 @@ def load_samples(
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
         raise UserError(f"{path}: unreadable image ({reason}){more}; replace or remove it, or drop --strict")
     if not images:
-        raise UserError(f"no readable images among {len(samples)} files; check the dataset folder")
+        where = os.path.commonpath([str(s.path.parent) for s in samples]) if samples else "dataset"
+        example = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise UserError(
+            f"{where}: no readable images among {len(samples)} files{example}; check the dataset folder"
+        )
     label_tensor = torch.tensor(labels, dtype=torch.long)
     counts = torch.bincount(label_tensor, minlength=len(class_names))
-    for name, count in zip(class_names, counts.tolist(), strict=True):
+    for label, (name, count) in enumerate(zip(class_names, counts.tolist(), strict=True)):
         if count == 0:
-            raise UserError(f"class {name!r}: no readable images left; add readable images for it")
+            folder = next((s.path.parent for s in samples if s.label == label), name)
+            raise UserError(
+                f"{folder}: class {name!r} has no readable images left; add readable images for it"
+            )
     return ImageTensors(torch.stack(images), label_tensor, paths, list(class_names), skipped)
 
 
