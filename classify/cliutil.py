@@ -45,8 +45,11 @@ def user_errors(func: F) -> F:
             finally:
                 for item in caught:
                     if issubclass(item.category, UserWarning):
-                        err_console.print(f"[yellow]warning:[/yellow] {item.message}", highlight=False,
-                                          soft_wrap=True)
+                        err_console.print(
+                            f"[yellow]warning:[/yellow] {item.message}",
+                            highlight=False,
+                            soft_wrap=True,
+                        )
 
     return wrapper  # type: ignore[return-value]
 

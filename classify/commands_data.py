@@ -16,9 +16,15 @@ def footwear_command(
     out: Path = typer.Option(Path(_D.out), help="Output folder (train/<class>/, test/<class>/)."),
     train_per_class: int = typer.Option(_D.train_per_class, help="Training images per class."),
     seed: int = typer.Option(_D.seed, help="Seed of the stratified training subset."),
-    idx_dir: Path | None = typer.Option(None, help="Folder with the four Fashion-MNIST *-ubyte.gz files."),
-    download: bool = typer.Option(False, help="Fetch the IDX files with torchvision (needs a network)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing footwear set made with other settings."),
+    idx_dir: Path | None = typer.Option(
+        None, help="Folder with the four Fashion-MNIST *-ubyte.gz files."
+    ),
+    download: bool = typer.Option(
+        False, help="Fetch the IDX files with torchvision (needs a network)."
+    ),
+    overwrite: bool = typer.Option(
+        False, help="Replace an existing footwear set made with other settings."
+    ),
 ) -> None:
     """Write Fashion-MNIST's Sandal, Sneaker and Ankle boot images (real photos of shoes, MIT) as PNGs:
     a seeded small training subset and the full 1,000-per-class test set."""
@@ -28,8 +34,10 @@ def footwear_command(
     cfg = FootwearConfig(str(out), train_per_class, seed, str(idx_dir) if idx_dir else None)
     path = write_footwear(cfg, overwrite=overwrite, download=download)
     counts = read_json(path / MARKER)["counts"]
-    summary = ", ".join(f"{split}: " + " ".join(f"{c}={n}" for c, n in counts[split].items())
-                        for split in ("train", "test"))
+    summary = ", ".join(
+        f"{split}: " + " ".join(f"{c}={n}" for c, n in counts[split].items())
+        for split in ("train", "test")
+    )
     console.print(f"footwear dataset at [bold]{path}[/bold] ({summary})")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "none")
 AUGMENTS = ("pad-crop", "resized-crop", "none")
+TRAIN_ON = ("real", "synthetic")
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
 
@@ -42,6 +43,11 @@ class TrainConfig:
     strict: bool = False
     synthetic: str | None = None  # folder of synthetic images (class sub-folders + manifest.json)
     synthetic_ratio: float | None = None  # synthetic images per real image; None: all of them
+    train_on: str = (
+        "real"  # "real": real (+ synthetic, if given); "synthetic": synthetic only (CAS)
+    )
+    epoch_size: int | None = None  # images drawn per epoch; None: the whole training set. An
+    # augmented run sets it to the real set's size to take as many optimizer steps as its baseline.
 
     @property
     def learning_rate(self) -> float:

@@ -71,7 +71,9 @@ class ImageTensors:
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return (
+        path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    )
 
 
 def scan_class_folders(folder: Path, what: str = "folder") -> dict[str, list[Path]]:
@@ -81,7 +83,9 @@ def scan_class_folders(folder: Path, what: str = "folder") -> dict[str, list[Pat
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"{folder}: {what} not found; expected a folder with one sub-folder per class")
+        raise UserError(
+            f"{folder}: {what} not found; expected a folder with one sub-folder per class"
+        )
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         loose = [p for p in folder.iterdir() if is_image_file(p)]
@@ -103,7 +107,9 @@ def scan_dataset(root: Path) -> DatasetIndex:
     """Validate a ``train/`` + ``test/`` dataset and list its files."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root}: dataset folder not found; pass --data DIR (see `cli data footwear`)")
+        raise UserError(
+            f"{root}: dataset folder not found; pass --data DIR (see `cli data footwear`)"
+        )
     for split in ("train", "test"):
         if not (root / split).is_dir():
             raise UserError(
@@ -209,7 +215,9 @@ def load_samples(
     if skipped and strict:
         path, reason = skipped[0]
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise UserError(f"{path}: unreadable image ({reason}){more}; replace or remove it, or drop --strict")
+        raise UserError(
+            f"{path}: unreadable image ({reason}){more}; replace or remove it, or drop --strict"
+        )
     if not images:
         where = os.path.commonpath([str(s.path.parent) for s in samples]) if samples else "dataset"
         example = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
@@ -231,7 +239,9 @@ def warn_skipped(tensors: ImageTensors) -> None:
     if tensors.skipped:
         listing = "; ".join(f"{p} ({r})" for p, r in tensors.skipped[:10])
         more = f"; and {len(tensors.skipped) - 10} more" if len(tensors.skipped) > 10 else ""
-        warnings.warn(f"skipped {len(tensors.skipped)} unreadable image(s): {listing}{more}", stacklevel=2)
+        warnings.warn(
+            f"skipped {len(tensors.skipped)} unreadable image(s): {listing}{more}", stacklevel=2
+        )
 
 
 def stratified_split(

@@ -81,7 +81,9 @@ def read_idx(path: Path) -> np.ndarray:
         shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
         return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
     except (OSError, ValueError, struct.error) as exc:
-        raise UserError(f"{path}: unreadable IDX file ({exc}); reinstall or re-download it") from exc
+        raise UserError(
+            f"{path}: unreadable IDX file ({exc}); reinstall or re-download it"
+        ) from exc
 
 
 def select_indices(labels: np.ndarray, per_class: int | None, seed: int) -> dict[int, np.ndarray]:
@@ -92,7 +94,9 @@ def select_indices(labels: np.ndarray, per_class: int | None, seed: int) -> dict
         members = np.flatnonzero(labels == label)
         if per_class is not None:
             if per_class > members.size:
-                raise UserError(f"--train-per-class {per_class}: only {members.size} images per class exist")
+                raise UserError(
+                    f"--train-per-class {per_class}: only {members.size} images per class exist"
+                )
             members = np.sort(rng.permutation(members)[:per_class])
         chosen[label] = members
     return chosen

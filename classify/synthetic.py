@@ -3,6 +3,8 @@ merged into the real training split (validation and test stay real only)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,18 @@ import torch
 
 from classify.data import ImageTensors, Sample, load_samples, scan_class_folders
 from classify.errors import UserError
-from classify.runio import read_json, sha256_file
+from classify.runio import read_json
 
 MANIFEST = "manifest.json"
+ANNOTATION_KEYS = ("cas",)  # added after synthesis; not part of what the images are
+
+
+def manifest_digest(path: Path) -> str:
+    """sha256 of a manifest's content, leaving out later annotations (the CAS result), so a run
+    that trained on the set still matches it after ``cli cas`` has scored the set."""
+    manifest = {k: v for k, v in read_json(path).items() if k not in ANNOTATION_KEYS}
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,7 @@ def open_synthetic_set(root: str | Path, real_class_names: list[str]) -> Synthet
         )
     manifest_path = root / MANIFEST
     manifest = read_json(manifest_path) if manifest_path.is_file() else {}
-    digest = sha256_file(manifest_path) if manifest_path.is_file() else None
+    digest = manifest_digest(manifest_path) if manifest_path.is_file() else None
     return SyntheticSet(root, sorted(files), files, manifest, digest)
 
 

@@ -1,0 +1,124 @@
+"""Features of a source, batched, with image decoding overlapped with the network and a disk cache.
+
+Folder and list sources are cached by the files' contents plus the extractor's name (see
+:mod:`augment.fid.cache`); tensors (e.g. fresh GAN samples) are not, since they rarely repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from augment.fid.cache import FeatureCache, feature_key
+from augment.fid.extractor import Extractor
+from augment.fid.sources import FeatureSource, check_image_tensor, decode_rgb, source_paths
+from classify.errors import UserError
+
+Progress = Callable[[int], None]
+PIXEL_BUDGET = 64 * 512 * 512  # input pixels per extractor call: bounds memory on large photos
+
+
+def features_of(
+    source: FeatureSource,
+    extractor: Extractor,
+    batch_size: int = 64,
+    cache: bool = True,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """float32 features [N, extractor.dim] of a folder, a list of image files or a uint8 tensor;
+    ``progress`` is called with the number of images done after each batch (or once on a hit)."""
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    if isinstance(source, torch.Tensor):
+        check_image_tensor(source)
+        return _tensor_features(source, extractor, batch_size, progress)
+    paths = source_paths(source)
+    assert paths is not None
+    store = FeatureCache() if cache else None
+    key = feature_key(paths, extractor.name) if store is not None else ""
+    if store is not None:
+        hit = store.get(key)
+        if hit is not None and hit.shape == (len(paths), extractor.dim):
+            if progress:
+                progress(len(paths))
+            return hit.copy()
+    features = _file_features(paths, extractor, batch_size, progress)
+    if store is not None:
+        store.put(key, features)
+    return features.copy()
+
+
+def _tensor_features(
+    images: torch.Tensor, extractor: Extractor, batch_size: int, progress: Progress | None
+) -> np.ndarray:
+    out = np.empty((images.shape[0], extractor.dim), dtype=np.float32)
+    step = _batch_for(images.shape[-2], images.shape[-1], batch_size)
+    for start in range(0, images.shape[0], step):
+        batch = images[start : start + step]
+        out[start : start + len(batch)] = _run(extractor, batch)
+        if progress:
+            progress(len(batch))
+    return out
+
+
+def _file_features(
+    paths: Sequence[Path], extractor: Extractor, batch_size: int, progress: Progress | None
+) -> np.ndarray:
+    out = np.empty((len(paths), extractor.dim), dtype=np.float32)
+    chunks = [
+        list(range(i, min(i + batch_size, len(paths)))) for i in range(0, len(paths), batch_size)
+    ]
+    decoded = _prefetch(chunks, lambda chunk: [decode_rgb(paths[i]) for i in chunk])
+    for chunk, images in zip(chunks, decoded, strict=True):
+        out[chunk] = _mixed_size_features(images, extractor, batch_size)
+        if progress:
+            progress(len(chunk))
+    return out
+
+
+def _prefetch(chunks: list[list[int]], load: Callable[[list[int]], list[torch.Tensor]]) -> Iterator:
+    """Decode the next chunk in a background thread while the network works on this one (PIL
+    releases the GIL while decoding); at most one chunk waits in memory."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for chunk in chunks:
+            upcoming = pool.submit(load, chunk)
+            if pending is not None:
+                yield pending.result()
+            pending = upcoming
+        if pending is not None:
+            yield pending.result()
+
+
+def _mixed_size_features(
+    images: list[torch.Tensor], extractor: Extractor, batch_size: int
+) -> np.ndarray:
+    """Batch images of equal size together; rows come back in the input order."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault((image.shape[-2], image.shape[-1]), []).append(index)
+    out = np.empty((len(images), extractor.dim), dtype=np.float32)
+    for (height, width), members in by_size.items():
+        step = _batch_for(height, width, batch_size)
+        for start in range(0, len(members), step):
+            group = members[start : start + step]
+            out[group] = _run(extractor, torch.stack([images[i] for i in group]))
+    return out
+
+
+def _batch_for(height: int, width: int, batch_size: int) -> int:
+    return max(1, min(batch_size, PIXEL_BUDGET // max(1, height * width)))
+
+
+def _run(extractor: Extractor, batch: torch.Tensor) -> np.ndarray:
+    features = extractor(batch)
+    if tuple(features.shape) != (batch.shape[0], extractor.dim):
+        raise ValueError(
+            f"extractor {extractor.name} returned {tuple(features.shape)} for a batch of "
+            f"{batch.shape[0]}; expected ({batch.shape[0]}, {extractor.dim})"
+        )
+    return features.detach().float().cpu().numpy()

@@ -1,0 +1,174 @@
+"""Drawing images from a trained generator: seeded noise, labelled sample grids, loading a GAN run.
+
+Determinism: noise is drawn on the CPU from a ``torch.Generator`` seeded per class (so class ``c``'s
+images do not depend on how many images other classes get) and the generator runs in eval mode
+(BatchNorm uses its running statistics, so an image depends only on its own noise and class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from augment.gan_config import GanConfig
+from augment.models import build_generator
+from classify.data import to_uint8
+from classify.errors import UserError
+from classify.runio import load_checkpoint
+
+CHECKPOINT_FORMAT = "shoegan-gan/1"
+CHECKPOINTS = ("best", "last")
+
+
+def class_generator(seed: int, class_index: int) -> torch.Generator:
+    """An independent, reproducible noise stream for (seed, class)."""
+    state = np.random.SeedSequence([seed, class_index]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+@torch.no_grad()
+def generate_images(
+    generator: nn.Module,
+    labels: torch.Tensor,
+    noise: torch.Generator,
+    *,
+    batch_size: int = 100,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Images (uint8 N x 3 x S x S on the CPU) for ``labels``, noise drawn from ``noise`` in order."""
+    was_training = generator.training
+    generator.eval()
+    out = []
+    try:
+        for start in range(0, labels.numel(), batch_size):
+            y = labels[start : start + batch_size]
+            z = torch.randn(y.numel(), generator.z_size, generator=noise)
+            out.append(to_uint8(generator(z.to(device), y.to(device))).cpu())
+    finally:
+        generator.train(was_training)
+    if not out:
+        size = generator.image_size
+        return torch.empty(0, 3, size, size, dtype=torch.uint8)
+    return torch.cat(out)
+
+
+def class_images(
+    generator: nn.Module,
+    class_index: int,
+    count: int,
+    noise: torch.Generator,
+    *,
+    batch_size: int = 100,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    labels = torch.full((count,), class_index, dtype=torch.long)
+    return generate_images(generator, labels, noise, batch_size=batch_size, device=device)
+
+
+def sample_grid(
+    generator: nn.Module,
+    class_names: list[str],
+    *,
+    columns: int = 10,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    title: str = "",
+    min_tile: int = 64,
+) -> Any:
+    """A PIL image: one row per class of ``columns`` samples (fixed noise for a given seed), tiles
+    upscaled (nearest) to at least ``min_tile`` px, class names on the left, ``title`` on top."""
+    from PIL import Image, ImageDraw
+
+    rows = [
+        class_images(generator, c, columns, class_generator(seed, c), device=device)
+        for c in range(len(class_names))
+    ]
+    size = rows[0].shape[-1]
+    scale = max(1, -(-min_tile // size))
+    tile, pad = size * scale, 2
+    font = _font(14)
+    label_width = 12 + max(_text_width(font, name) for name in class_names)
+    top = 24 if title else pad
+    width = label_width + columns * (tile + pad) + pad
+    height = top + len(class_names) * (tile + pad) + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((pad + 4, 4), title, fill=(0, 0, 0), font=font)
+    for r, (name, images) in enumerate(zip(class_names, rows, strict=True)):
+        y0 = top + r * (tile + pad)
+        draw.text((6, y0 + tile // 2 - 8), name, fill=(0, 0, 0), font=font)
+        for c, image in enumerate(images):
+            pil = Image.fromarray(image.permute(1, 2, 0).numpy(), "RGB")
+            canvas.paste(
+                pil.resize((tile, tile), Image.NEAREST), (label_width + c * (tile + pad), y0)
+            )
+    return canvas
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(font: Any, text: str) -> int:
+    left, _, right, _ = font.getbbox(text)
+    return int(right - left)
+
+
+@dataclass
+class LoadedGan:
+    """A trained GAN run, ready to sample: ``generator`` is the EMA generator in eval mode."""
+
+    generator: nn.Module
+    config: GanConfig
+    class_names: list[str]
+    run_dir: Path
+    checkpoint_path: Path
+    iteration: int
+    device: torch.device
+
+
+def resolve_gan_run(run: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A run name under ``runs_dir`` or a path to a run folder."""
+    candidates = [Path(runs_dir) / str(run), Path(run)]
+    for candidate in candidates:
+        if (candidate / "last.pt").is_file() or (candidate / "best.pt").is_file():
+            return candidate
+    raise UserError(
+        f"{candidates[0]}: no GAN run there (no best.pt/last.pt); train one with `cli gan-train "
+        f"--name {Path(str(run)).name}` or pass --runs-dir"
+    )
+
+
+def load_gan(
+    run: str | Path,
+    which: str = "best",
+    runs_dir: str | Path = "runs",
+    device: torch.device | str = "cpu",
+) -> LoadedGan:
+    """Rebuild the EMA generator of a GAN run from its checkpoint alone."""
+    if which not in CHECKPOINTS:
+        raise UserError(f"--checkpoint {which!r}: use one of {', '.join(CHECKPOINTS)}")
+    run_dir = resolve_gan_run(run, runs_dir)
+    path = run_dir / f"{which}.pt"
+    state = load_checkpoint(path)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a GAN checkpoint (format {state.get('format')!r})")
+    config = GanConfig.from_dict(state["config"])
+    class_names = list(state["class_names"])
+    generator = build_generator(config, len(class_names))
+    generator.load_state_dict(state["G_ema"])
+    generator.to(device).eval().requires_grad_(False)
+    return LoadedGan(
+        generator, config, class_names, run_dir, path, int(state["iteration"]), torch.device(device)
+    )

@@ -1,0 +1,39 @@
+"""The classifier's architecture arguments: one frozen dataclass, saved in every checkpoint so a
+model can be rebuilt from the file alone."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registered model to build and at what size.
+
+    ``stem``: ``auto`` (small 3x3 stride-1 stem, no max-pool, for ``image_size`` <= 64; the ImageNet
+    7x7 stride-2 + max-pool stem above), or force ``small`` / ``imagenet`` (e.g. to compare against
+    timm's ImageNet-stem ResNets at 64 px). ``cbam_pool_types`` only matters for CBAM models.
+    """
+
+    name: str = "resnet50"
+    num_classes: int = 3
+    image_size: int = 64
+    width: float = 1.0
+    cbam_pool_types: tuple[str, ...] = ("avg", "max")
+    stem: str = "auto"
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; a frozen config must stay hashable and compare equal after a round trip.
+        object.__setattr__(self, "cbam_pool_types", tuple(self.cbam_pool_types))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cbam_pool_types"] = list(self.cbam_pool_types)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; missing keys take the defaults, unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

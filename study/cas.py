@@ -1,0 +1,83 @@
+"""Classification Accuracy Score (Ravuri & Vinyals 2019): train a classifier on synthetic images
+only, test it on the real test set. A second opinion on a GAN next to FID, which is strongly biased
+at a few hundred images: CAS asks whether the synthetic images carry the classes' information.
+
+The classifier keeps the real validation split (carved from the real training images, as in every
+run) for choosing its best epoch; its training images are synthetic only. The result is written
+into the synthetic set's manifest (key "cas"), next to the same architecture's real-data accuracy
+when a real baseline run is named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from classify.config import TrainConfig
+from classify.errors import UserError
+from classify.runio import read_json, write_json
+from classify.synthetic import MANIFEST
+
+
+def synthetic_dataset(synthetic: str | Path) -> str:
+    """The real dataset a synthetic set was made from (its manifest's "dataset")."""
+    manifest_path = Path(synthetic) / MANIFEST
+    if not manifest_path.is_file():
+        raise UserError(f"{manifest_path}: missing; pass a folder written by `cli synthesize`")
+    data = read_json(manifest_path).get("dataset")
+    if not data:
+        raise UserError(f"{manifest_path}: names no dataset; pass --data DIR")
+    return str(data)
+
+
+def cas_config(base: TrainConfig, synthetic: str | Path, name: str) -> TrainConfig:
+    return replace(
+        base, name=name, synthetic=str(synthetic), synthetic_ratio=None, train_on="synthetic"
+    )
+
+
+def run_cas(
+    cfg: TrainConfig,
+    *,
+    baseline_run: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train ``cfg`` (synthetic only), evaluate it on the real test set and annotate the manifest."""
+    from classify.evaluate import evaluate_run, read_metrics
+    from classify.train import train
+    from classify.train_all import evaluation_current, training_complete
+
+    if cfg.synthetic is None or cfg.train_on != "synthetic":
+        raise ValueError("run_cas needs a config made by cas_config")
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    if not (resume and training_complete(run_dir, cfg.epochs)):
+        partial = resume and (run_dir / "last.pt").is_file()
+        train(cfg, resume=partial, overwrite=overwrite and not partial)
+    metrics = (
+        read_metrics(run_dir)
+        if evaluation_current(run_dir)
+        else evaluate_run(run_dir, "best", device=cfg.device)
+    )
+    result: dict[str, Any] = {
+        "run": cfg.name,
+        "model": cfg.model,
+        "epochs": cfg.epochs,
+        "test_acc": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "per_class_recall": {c: v["recall"] for c, v in metrics["per_class"].items()},
+        "n_test": metrics["n_test"],
+    }
+    if baseline_run is not None:
+        base = read_metrics(Path(baseline_run))
+        result["real_baseline"] = {
+            "run": Path(baseline_run).name,
+            "test_acc": base["accuracy"],
+            "macro_f1": base["macro_f1"],
+        }
+    manifest_path = Path(cfg.synthetic) / MANIFEST
+    manifest = read_json(manifest_path)
+    manifest["cas"] = result
+    write_json(manifest_path, manifest)
+    return result

@@ -1,0 +1,32 @@
+"""Settings of ``cli pipeline`` (torch-free, so ``--help`` is fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PIPELINE_PRESETS = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The whole study: defaults are the CLI's."""
+
+    data: str | None = None  # None: the embedded footwear set, data/footwear[-N]
+    preset: str = "quick"  # classifier and GAN presets of the same name
+    per_class: int = 500  # synthetic images per class
+    seeds: int = 1  # classifier seeds (baseline and augmented runs each)
+    train_per_class: int = 240  # footwear training images per class (embedded data only)
+    models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam")
+    runs_dir: str = "runs"
+    synthetic_dir: str = "synthetic"
+    reports_dir: str = "reports"
+    data_dir: str = "data"
+    device: str = "auto"
+    cas: bool = True
+    cam_per_class: int = 4
+    # Explicit overrides of the presets (None: keep the preset's value); the test suite shrinks
+    # everything through these.
+    classifier: dict[str, Any] = field(default_factory=dict)
+    gan: dict[str, Any] = field(default_factory=dict)
+    feature_extractor: str = "inception"

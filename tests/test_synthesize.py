@@ -1,0 +1,182 @@
+"""``synthesize``: determinism, manifest, refusals, the classifier filter, and the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from gan_helpers import make_colour_dataset, single_thread, stand_in_extractor, tiny_config
+from typer.testing import CliRunner
+
+from augment.gan_config import SynthConfig
+from augment.gan_train import train_gan
+from augment.synthesize import synthesize
+from classify.errors import UserError
+from classify.runio import sha256_file
+
+
+@pytest.fixture(autouse=True)
+def one_thread_and_private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("SHOEGAN_CACHE_DIR", str(tmp_path / "cache"))
+    with single_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A dataset and two tiny trained GANs: conditional ("cond") and per-class ("pc")."""
+    root = tmp_path_factory.mktemp("synth")
+    data = make_colour_dataset(root / "data", train_per_class=16, test_per_class=5)
+    runs = root / "runs"
+    with single_thread():
+        for name, per_class in (("cond", False), ("pc", True)):
+            cfg = tiny_config(data, runs, name=name, per_class_models=per_class, iterations=3,
+                              eval_every=3, fid_samples=0)  # fmt: skip
+            train_gan(cfg, progress=False)
+    return {"data": data, "runs": runs, "root": root}
+
+
+def _digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.png")):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cfg(trained: dict[str, Path], out: Path, **kw: object) -> SynthConfig:
+    base = dict(gan="cond", per_class=6, out=str(out), runs_dir=str(trained["runs"]),
+                device="cpu", batch_size=4, fid=False)  # fmt: skip
+    base.update(kw)
+    return SynthConfig(**base)
+
+
+@pytest.mark.parametrize("gan", ["cond", "pc"])
+def test_same_seed_gives_identical_pngs(trained: dict[str, Path], tmp_path: Path, gan: str) -> None:
+    synthesize(_cfg(trained, tmp_path / "a", gan=gan), progress=False)
+    synthesize(_cfg(trained, tmp_path / "b", gan=gan), progress=False)
+    synthesize(_cfg(trained, tmp_path / "c", gan=gan, seed=1), progress=False)
+    assert sorted(p.name for p in (tmp_path / "a" / "red").iterdir())[:2] == [
+        "000000.png",
+        "000001.png",
+    ]
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+
+
+def test_manifest_records_source_counts_and_fid(trained: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "syn"
+    manifest = synthesize(
+        _cfg(trained, out, fid=True, per_class=7), progress=False, extractor=stand_in_extractor()
+    )
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
+    run = trained["runs"] / "cond"
+    assert manifest["gan_run"] == "cond" and manifest["seed"] == 0
+    assert manifest["checkpoint"] == str(run / "best.pt")
+    assert manifest["checkpoint_sha256"] == sha256_file(run / "best.pt")
+    assert manifest["class_names"] == ["blue", "red"] and manifest["image_size"] == 32
+    assert manifest["counts"] == {"blue": 7, "red": 7}
+    assert len(list((out / "blue").glob("*.png"))) == 7
+    assert manifest["dataset"] == str(trained["data"]) and "torch" in manifest["versions"]
+    fid = manifest["fid"]
+    assert set(fid["per_class"]) == set(fid["real_vs_real"]) == {"blue", "red"}
+    for name in ("blue", "red"):
+        assert fid["per_class"][name]["n_a"] == 7 and fid["per_class"][name]["n_b"] == 16
+        # the floor uses as many real test images as there are synthetic ones (5 exist)
+        assert fid["real_vs_real"][name]["n_a"] == 5
+        assert fid["per_class"][name]["fid"] > fid["real_vs_real"][name]["fid"]  # an untrained G
+    assert fid["overall"]["n_a"] == 14 and fid["overall"]["n_b"] == 32
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_refuses_existing_output_and_dataset_folder(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "syn"
+    synthesize(_cfg(trained, out), progress=False)
+    before = _digest(out)
+    with pytest.raises(UserError, match="exists"):
+        synthesize(_cfg(trained, out, seed=5), progress=False)
+    assert _digest(out) == before
+    synthesize(_cfg(trained, out, seed=5, overwrite=True), progress=False)
+    assert _digest(out) != before
+    for inside in (trained["data"] / "train" / "syn", trained["runs"] / "cond" / "syn"):
+        with pytest.raises(UserError, match="inside"):
+            synthesize(_cfg(trained, inside), progress=False)
+        assert not inside.exists()
+    with pytest.raises(UserError, match="no GAN run"):
+        synthesize(_cfg(trained, tmp_path / "x", gan="missing"), progress=False)
+
+
+class FakeClassifier:
+    """Confident about every other image it is shown; for class ``c`` only while fewer than
+    ``limits[c]`` images have been shown in all (so a class can be made to hit the draw cap)."""
+
+    def __init__(self, limits: list[int], class_names: list[str]) -> None:
+        self.limits, self.class_names, self.image_size = limits, class_names, 32
+        self.seen = 0
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32)
+        index = torch.arange(self.seen, self.seen + len(images))
+        self.seen += len(images)
+        columns = [(index % 2 == 0) & (index < limit) for limit in self.limits]
+        return torch.stack(columns, dim=1).float()
+
+
+def test_filter_keeps_confident_samples_and_reports_the_cap(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import classify.checkpoint
+
+    fakes: list[FakeClassifier] = []
+
+    def load_classifier(run, which="best", runs_dir="runs", device=None):  # noqa: ANN001, ARG001
+        fakes.append(FakeClassifier([10**6, 10**6], ["blue", "red"]))
+        return fakes[-1]
+
+    monkeypatch.setattr(classify.checkpoint, "load_classifier", load_classifier)
+    manifest = synthesize(_cfg(trained, tmp_path / "f", filter_with="clf"), progress=False)
+    assert manifest["counts"] == {"blue": 6, "red": 6}
+    assert manifest["filter"]["acceptance_rate"] == {"blue": 0.5, "red": 0.5}
+    assert manifest["filter"]["cap_hit"] == []
+
+    def stingy(run, which="best", runs_dir="runs", device=None):  # noqa: ANN001, ARG001
+        return FakeClassifier([6, 10**6], ["blue", "red"])  # blue: 3 accepted, then none
+
+    monkeypatch.setattr(classify.checkpoint, "load_classifier", stingy)
+    with pytest.warns(UserWarning, match="only 3 of 6"):
+        manifest = synthesize(
+            _cfg(trained, tmp_path / "g", filter_with="clf", max_draw_factor=3), progress=False
+        )
+    assert manifest["counts"] == {"blue": 3, "red": 6}
+    assert manifest["filter"]["drawn"]["blue"] == 18 and manifest["filter"]["cap_hit"] == ["blue"]
+    assert len(list((tmp_path / "g" / "blue").glob("*.png"))) == 3
+
+    def wrong_classes(run, which="best", runs_dir="runs", device=None):  # noqa: ANN001, ARG001
+        return FakeClassifier([6, 6], ["cat", "dog"])
+
+    monkeypatch.setattr(classify.checkpoint, "load_classifier", wrong_classes)
+    with pytest.raises(UserError, match="differ"):
+        synthesize(_cfg(trained, tmp_path / "h", filter_with="clf"), progress=False)
+
+
+def test_cli_synthesize(trained: dict[str, Path], tmp_path: Path) -> None:
+    from cli import app
+
+    out = tmp_path / "cli"
+    args = ["synthesize", "--gan", "pc", "--per-class", "3", "--out", str(out), "--runs-dir",
+            str(trained["runs"]), "--device", "cpu", "--feature-extractor", "random-conv"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "real-vs-real" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["per_class_models"] is True and manifest["counts"] == {"blue": 3, "red": 3}
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    inside = args[:6] + [str(trained["data"] / "syn")] + args[7:]
+    refused = CliRunner().invoke(app, inside)
+    assert refused.exit_code == 2 and "inside the dataset" in refused.output
