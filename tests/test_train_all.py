@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import torch
-from typer.testing import CliRunner
-
 from shapes_dataset import make_shapes_dataset
+from typer.testing import CliRunner
 
 TINY = ["--image-size", "32", "--width", "0.0625", "--epochs", "1", "--batch-size", "16"]
 
