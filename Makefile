@@ -35,7 +35,7 @@ data: setup fashion-mnist
 	$(PY) cli.py data footwear --out $(DATA)
 
 demo: data
-	$(PY) cli.py train-all --data $(DATA) --preset $(PRESET)
+	$(PY) cli.py pipeline --data $(DATA) --preset $(PRESET)
 
 # The footwear tests skip (with a reason) when the IDX files cannot be had; everything else runs.
 test: setup

@@ -171,7 +171,7 @@ def _naive_pool(x: torch.Tensor, kind: str, dims: tuple[int, ...]) -> torch.Tens
 
 
 def _naive_cbam(block: CBAM, x: torch.Tensor) -> torch.Tensor:
-    """The direct composition, differentiated by plain autograd: the reference for pooled_gate."""
+    """CBAM written with mean/amax, as in the paper: the reference for our cheaper poolings."""
     channel, spatial = block.channel_gate, block.spatial_gate
     y = x * channel.gate([_naive_pool(x, p, (2, 3)) for p in channel.pool_types])
     return y * spatial.gate([_naive_pool(y, "max", (1,)), _naive_pool(y, "avg", (1,))])
@@ -187,10 +187,10 @@ def _naive_se(block: SqueezeExcite, x: torch.Tensor) -> torch.Tensor:
     [lambda: SqueezeExcite(16), lambda: CBAM(16), lambda: CBAM(16, pool_types=CBAM_POOL_TYPES)],
     ids=["se", "cbam", "cbam-all-pools"],
 )
-def test_pooled_gate_matches_plain_autograd(
+def test_gates_match_the_textbook_composition(
     make: Callable[[], nn.Module], channels_last: bool
 ) -> None:
-    # Values, input and parameter gradients, BatchNorm running stats: all as the direct composition.
+    # Values, input and parameter gradients, BatchNorm running stats: all as the textbook version.
     torch.manual_seed(0)
     block = make().double()
     reference = copy.deepcopy(block)
@@ -211,19 +211,11 @@ def test_pooled_gate_matches_plain_autograd(
         torch.testing.assert_close(b1, b2)
 
 
-def test_pooled_gate_passes_gradcheck_and_repeated_backward() -> None:
+def test_cbam_passes_gradcheck_with_every_pool() -> None:
     torch.manual_seed(0)
     block = CBAM(8, pool_types=CBAM_POOL_TYPES).double()
     x = torch.randn(2, 8, 4, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(block, (x,))
-    # Grad-CAM calls backward(retain_graph=True) on the same graph more than once.
-    out = block(x).sum()
-    out.backward(retain_graph=True)
-    first = x.grad.clone()
-    out.backward()
-    torch.testing.assert_close(x.grad, 2 * first)
-    with torch.no_grad():
-        torch.testing.assert_close(block(x), block(x.detach()))
 
 
 def test_channel_gate_sums_shared_mlp_over_pools() -> None:
@@ -366,24 +358,3 @@ def test_lp_pool_gradient_is_finite_on_an_all_zero_channel() -> None:
     x.requires_grad_()
     block(x).square().sum().backward()
     assert torch.isfinite(x.grad).all()
-
-
-def test_whole_cbam_model_gradients_match_plain_autograd(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Inside the network the gate's output is also modified in place (the residual add).
-    import classify.models.attention as attention
-
-    torch.manual_seed(0)
-    model = tiny("resnet50-cbam", cbam_pool_types=CBAM_POOL_TYPES).double()
-    reference = copy.deepcopy(model)
-    x = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1
-    labels = torch.tensor([0, 2])
-    nn.functional.cross_entropy(model(x), labels).backward()
-
-    def naive_gate(x, pools, over, gate, params):
-        dims = (2, 3) if over == SPACE else (1,)
-        return x * gate([_naive_pool(x, p, dims) for p in pools])
-
-    monkeypatch.setattr(attention, "pooled_gate", naive_gate)
-    nn.functional.cross_entropy(reference(x), labels).backward()
-    for (name, p1), p2 in zip(model.named_parameters(), reference.parameters(), strict=True):
-        torch.testing.assert_close(p1.grad, p2.grad, msg=name)
