@@ -244,6 +244,7 @@ def test_cli_gan_train(colours: Path, tmp_path: Path) -> None:
     ]
     saved = json.loads((run / "config.json").read_text())["gan"]
     assert saved["iterations"] == 3 and saved["eval_every"] == 2 and saved["fid_samples"] == 6
+    assert saved["minibatch_std"] is True and saved["batch_size"] == 8  # preset, then options
     evals = [r for r in read_jsonl(run / "history.jsonl") if r["kind"] == "eval"]
     assert set(evals[-1]["fid"]["per_class"]) == {"blue", "red"}
     again = CliRunner().invoke(app, args)

@@ -89,7 +89,11 @@ class ChannelGate(nn.Module):
 
 
 class SpatialGate(nn.Module):
-    """CBAM spatial attention: [max_c, mean_c] -> 7x7 conv (no bias) -> BatchNorm -> sigmoid."""
+    """CBAM spatial attention: [max_c, mean_c] -> 7x7 conv (no bias) -> BatchNorm -> sigmoid.
+
+    The authors' BatchNorm here uses momentum 0.01; we keep PyTorch's 0.1 so the running statistics
+    settle within the few hundred steps a small dataset trains for (it only affects eval mode).
+    """
 
     # (max, mean) order as in the authors' ChannelPool, so their weights would load.
     POOLS = ("max", "avg")

@@ -34,7 +34,7 @@ def _avg(x: Tensor, over: str) -> Tensor:
     count = 1
     for d in dims:
         count *= x.shape[d]
-    return x.sum(dim=dims, keepdim=True) * (1.01 / count)
+    return x.sum(dim=dims, keepdim=True) * (1.0 / count)
 
 
 def _max(x: Tensor, over: str) -> Tensor:
