@@ -55,7 +55,7 @@ from augment.sampling import CHECKPOINT_FORMAT, sample_grid
 from classify.data import ImageTensors, load_samples, scan_dataset, to_model_input, warn_skipped
 from classify.device import autocast, configure_cpu_threads, make_grad_scaler, resolve_device
 from classify.errors import UserError
-from classify.interrupts import InterruptGuard
+from classify.interrupts import InterruptGuard, RunInterrupted
 from classify.runio import (
     append_jsonl,
     atomic_write_bytes,
@@ -71,14 +71,8 @@ from classify.seeding import rng_state, seed_everything, set_rng_state
 from classify.trainrun import images_sha256, now, versions
 
 
-class GanInterrupted(KeyboardInterrupt):
+class GanInterrupted(RunInterrupted):
     """Training stopped (Ctrl-C or ``stop_after``); ``message`` says what was saved and how to resume."""
-
-    def __init__(self, message: str, run_dir: Path, saved: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.run_dir = run_dir
-        self.saved = saved
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -73,3 +74,13 @@ class _Critical:
         elif exc_type is None and guard.pending and guard._depth == 0:
             guard.pending = False
             raise KeyboardInterrupt
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A long job stopped by Ctrl-C; ``message`` says what was saved and how to resume."""
+
+    def __init__(self, message: str, run_dir: Path, saved: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.run_dir = run_dir
+        self.saved = saved

@@ -38,7 +38,7 @@ from classify.device import (
     resolve_device,
 )
 from classify.errors import UserError
-from classify.interrupts import InterruptGuard
+from classify.interrupts import InterruptGuard, RunInterrupted
 from classify.models import ModelConfig, build_model
 from classify.optim import apply_schedule, build_optimizer, build_scheduler, current_lr
 from classify.runio import (
@@ -92,14 +92,8 @@ class TrainCallback:
         """After the epoch's history line and checkpoints are written."""
 
 
-class TrainInterrupted(KeyboardInterrupt):
+class TrainInterrupted(RunInterrupted):
     """Training stopped by Ctrl-C after saving ``last.pt``; ``message`` says how to resume."""
-
-    def __init__(self, message: str, run_dir: Path, saved: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.run_dir = run_dir
-        self.saved = saved
 
 
 @dataclass
