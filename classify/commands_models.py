@@ -16,14 +16,17 @@ def models_command(
     stem: str = typer.Option(
         "auto",
         "--stem",
-        help="auto (small stem up to 64 px, ImageNet stem above), small, imagenet.",
+        help="ResNet stem: auto (small stem up to 64 px, ImageNet stem above), small, imagenet.",
     ),
+    patch_size: int = typer.Option(0, "--patch-size", help="ViT patch size (0: 8 x 8 tokens)."),
+    vit_depth: int = typer.Option(0, "--vit-depth", help="ViT blocks (0: the named size's)."),
+    vit_heads: int = typer.Option(0, "--vit-heads", help="ViT heads (0: the named size's)."),
 ) -> None:
     """List every registered model with its parameter count and forward cost."""
     import torch
     from rich.table import Table
 
-    from classify.models import ModelConfig, build_model, model_names
+    from classify.models import ModelConfig, build_model, is_vit, model_names
     from classify.models.profile import count_parameters
     from classify.models.resnet import resolve_stem
 
@@ -32,11 +35,18 @@ def models_command(
         caption="GFLOPs: one image, forward, multiply-add = 2 FLOPs (convolutions and linear "
         "layers only).",
     )
-    for column in ("model", "stem", "parameters", "GFLOPs", "CAM map"):
-        table.add_column(column, justify="left" if column in ("model", "stem") else "right")
+    for column in ("model", "layout", "parameters", "GFLOPs", "CAM map"):
+        table.add_column(column, justify="left" if column in ("model", "layout") else "right")
     for name in model_names():
         cfg = ModelConfig(
-            name=name, num_classes=num_classes, image_size=image_size, width=width, stem=stem
+            name=name,
+            num_classes=num_classes,
+            image_size=image_size,
+            width=width,
+            stem=stem,
+            patch_size=patch_size,
+            vit_depth=vit_depth,
+            vit_heads=vit_heads,
         )
         # Shapes and FLOPs need no real weights: the meta device skips allocation, init and compute.
         with torch.device("meta"):
@@ -44,12 +54,18 @@ def models_command(
         gflops, cam = _gflops_and_cam_map(model, image_size)
         table.add_row(
             name,
-            resolve_stem(stem, image_size),
+            _layout(model) if is_vit(name) else f"{resolve_stem(stem, image_size)} stem",
             f"{count_parameters(model):,}",
             f"{gflops:.3f}",
             cam,
         )
     console.print(table)
+
+
+def _layout(model: Any) -> str:
+    """A ViT's shape in one phrase: patch size, blocks, heads, embedding width."""
+    patch = model.patch_size
+    return f"patch {patch}, {model.depth} x {model.num_heads} heads, dim {model.hidden_dim}"
 
 
 def _gflops_and_cam_map(model: Any, image_size: int) -> tuple[float, str]:
@@ -58,7 +74,10 @@ def _gflops_and_cam_map(model: Any, image_size: int) -> tuple[float, str]:
 
     shapes: list[tuple[int, ...]] = []
     target = model.cam_target_layers()[-1]
-    hook = target.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[2:])))
+    reshape = getattr(model, "cam_reshape_transform", None) or (lambda out: out)
+    hook = target.register_forward_hook(
+        lambda _m, _i, out: shapes.append(tuple(reshape(out).shape[2:]))
+    )
     try:
         gflops = forward_gflops(model, image_size)
     finally:

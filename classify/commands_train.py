@@ -21,7 +21,9 @@ def _choices(values: tuple[str, ...]) -> str:
 def train_command(
     ctx: typer.Context,
     model: str = typer.Option(
-        _D.model, help="Model registry key: resnet50 | resnet50-se | resnet50-cbam (`cli models`)."
+        _D.model,
+        help="Model registry key: resnet50 | resnet50-se | resnet50-cbam | vit-tiny | vit-small "
+        "(`cli models`).",
     ),
     data: Path = typer.Option(
         Path(_D.data), help="Dataset folder with train/<class>/ and test/<class>/."
@@ -62,8 +64,14 @@ def train_command(
         _D.image_size, help="Images are resized to this square size (px)."
     ),
     width: float = typer.Option(
-        _D.width, help="Channel multiplier (depth kept); e.g. 0.25 for CPU."
+        _D.width,
+        help="Channel multiplier (depth kept); e.g. 0.25 for CPU. ViT: scales the embedding width.",
     ),
+    patch_size: int = typer.Option(
+        _D.patch_size, help="ViT patch size in px (0: image size / 8, an 8 x 8 token grid)."
+    ),
+    vit_depth: int = typer.Option(_D.vit_depth, help="ViT blocks (0: the named size's)."),
+    vit_heads: int = typer.Option(_D.vit_heads, help="ViT attention heads (0: the named size's)."),
     cbam_pool_types: str = typer.Option(
         ",".join(_D.cbam_pool_types),
         help="CBAM channel-gate pools, comma-separated: avg,max,lp,lse.",
@@ -123,6 +131,7 @@ def train_command(
         "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
         "scheduler": scheduler, "warmup_epochs": warmup_epochs,
         "label_smoothing": label_smoothing, "image_size": image_size, "width": width,
+        "patch_size": patch_size, "vit_depth": vit_depth, "vit_heads": vit_heads,
         "cbam_pool_types": tuple(p.strip() for p in cbam_pool_types.split(",") if p.strip()),
         "resize_mode": resize_mode, "augment": augment, "hflip": hflip,
         "val_fraction": val_fraction, "seed": seed, "device": device, "workers": workers,

@@ -33,7 +33,12 @@ def train_all_command(
     weight_decay: float | None = typer.Option(None, help="Weight decay (not on BN/bias)."),
     scheduler: str | None = typer.Option(None, help=" | ".join(SCHEDULERS)),
     image_size: int | None = typer.Option(None, help="Square image size (px)."),
-    width: float | None = typer.Option(None, help="Channel multiplier (depth kept)."),
+    width: float | None = typer.Option(
+        None, help="Channel multiplier (depth kept; ViT: embedding width)."
+    ),
+    patch_size: int | None = typer.Option(None, help="ViT patch size (0: an 8 x 8 token grid)."),
+    vit_depth: int | None = typer.Option(None, help="ViT blocks (0: the named size's)."),
+    vit_heads: int | None = typer.Option(None, help="ViT heads (0: the named size's)."),
     augment: str | None = typer.Option(None, help=" | ".join(AUGMENTS)),
     val_fraction: float | None = typer.Option(None, help="Stratified validation share of train/."),
     seed: int | None = typer.Option(None, help="Seed shared by every model."),
@@ -67,6 +72,7 @@ def train_all_command(
         "data": str(data), "runs_dir": str(runs_dir), "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "optimizer": optimizer, "weight_decay": weight_decay, "scheduler": scheduler,
         "image_size": image_size, "width": width, "augment": augment,
+        "patch_size": patch_size, "vit_depth": vit_depth, "vit_heads": vit_heads,
         "val_fraction": val_fraction, "seed": seed, "device": device, "workers": workers,
     }  # fmt: skip
     base = apply_preset(TrainConfig(), preset, explicit)

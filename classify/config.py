@@ -33,6 +33,9 @@ class TrainConfig:
     image_size: int = 64
     width: float = 1.0
     cbam_pool_types: tuple[str, ...] = ("avg", "max")
+    patch_size: int = 0  # ViT only: 0 = an 8 x 8 token grid
+    vit_depth: int = 0  # ViT only: 0 = the named size's (vit-tiny 6, vit-small 8)
+    vit_heads: int = 0  # ViT only: 0 = the named size's (vit-tiny 3, vit-small 6)
     resize_mode: str = "crop"
     augment: str = "pad-crop"
     hflip: bool = True

@@ -38,7 +38,7 @@ CURVES_PNG = "curves.png"
 PREDICTIONS_CSV = "predictions.csv"
 # metrics.json keys whose values are dicts merged one level deep (one entry per CAM method), so
 # `cli gradcam --method X` adds X without dropping the other methods.
-MERGED_KEYS = ("cam",)
+MERGED_KEYS = ("cam", "attention")
 PROB_PREFIX = "p_"
 
 

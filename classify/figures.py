@@ -217,3 +217,70 @@ def cam_grid(
 ) -> Path:
     """Write a Grad-CAM grid PNG (see :func:`cam_grid_figure`)."""
     return save_figure(cam_grid_figure(rows, row_labels, title), path)
+
+
+# --- ViT attention ------------------------------------------------------------------------------
+
+
+def attention_heads_figure(
+    image_uint8: Any,
+    per_head: np.ndarray,
+    fused: np.ndarray,
+    patch_share: np.ndarray,
+    title: str = "",
+    fusion: str = "mean",
+) -> Figure:
+    """Rows = blocks, columns = heads then the fused map: the class token's attention over the
+    patch grid (``per_head``: layers x heads x g x g; ``fused``: layers x g x g) drawn patch by
+    patch over the image (column 0). Each tile is scaled to its own maximum; the caption says how
+    much of the class token's attention goes to patches at all (the rest stays on itself)."""
+    layers, heads = per_head.shape[:2]
+    image = (
+        np.asarray(image_uint8.permute(1, 2, 0).cpu())
+        if hasattr(image_uint8, "permute")
+        else image_uint8
+    )
+    size = image.shape[0]
+    extent = (-0.5, image.shape[1] - 0.5, size - 0.5, -0.5)
+    grey = image.mean(axis=2, keepdims=True).repeat(3, axis=2).astype(np.uint8)
+    tile = 1.25
+    fig = Figure(
+        figsize=((heads + 2) * tile + 0.8, layers * (tile + 0.25) + 0.9), layout="constrained"
+    )
+    axes = np.asarray(fig.subplots(layers, heads + 2, squeeze=False))
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    axes[0, 0].imshow(image, interpolation="nearest")
+    axes[0, 0].set_title("image", fontsize=9, fontweight="bold")
+    for r in range(1, layers):
+        axes[r, 0].set_visible(False)
+    for r in range(layers):
+        for c in range(heads + 1):
+            ax = axes[r, c + 1]
+            values = per_head[r, c] if c < heads else fused[r]
+            peak = float(values.max()) or 1.0
+            ax.imshow(grey, interpolation="nearest")
+            ax.imshow(
+                values / peak,
+                cmap="jet",
+                alpha=0.55,
+                vmin=0,
+                vmax=1,
+                extent=extent,
+                interpolation="nearest",
+            )
+            if r == 0:
+                ax.set_title(
+                    f"head {c + 1}" if c < heads else f"{fusion} of heads",
+                    fontsize=9,
+                    fontweight="bold",
+                )
+            share = patch_share[r, c] if c < heads else patch_share[r].mean()
+            ax.set_xlabel(f"to patches {100 * share:.0f}%", fontsize=7)
+        axes[r, 1].set_ylabel(f"block {r + 1}", fontsize=9, fontweight="bold")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -200,20 +200,33 @@ def cam_faithfulness(
     scores = faithfulness_scores(
         loaded, images_uint8, cams, targets, options.metric, options.batch_size, options.seed
     )
+    return faithfulness_entry(
+        loaded,
+        scores,
+        options.metric,
+        method=method,
+        target=options.target,
+        aug_smooth=options.aug_smooth,
+        eigen_smooth=options.eigen_smooth,
+        seed=options.seed,
+    )
+
+
+def faithfulness_entry(
+    loaded: LoadedClassifier, scores: np.ndarray, metric: str, **details: Any
+) -> dict[str, Any]:
+    """Per-image ``scores`` summarised as a metrics.json entry (mean, sd, count; NaNs dropped)
+    with ``details`` (method, target, ...) and the checkpoint that made them."""
     finite = scores[np.isfinite(scores)]
     return {
-        "metric": FAITHFULNESS_METRICS[options.metric].label,
+        "metric": FAITHFULNESS_METRICS[metric].label,
         "value": float(finite.mean()) if finite.size else math.nan,
         "std": float(finite.std()) if finite.size else math.nan,
         "n_images": int(finite.size),
         "higher_is_better": True,
-        "method": method,
-        "target": options.target,
-        "aug_smooth": options.aug_smooth,
-        "eigen_smooth": options.eigen_smooth,
+        **details,
         "checkpoint": loaded.which,
         "epoch": loaded.epoch,
-        "seed": options.seed,
     }
 
 

@@ -33,11 +33,15 @@ ONECYCLE_FINAL_DIV_FACTOR = 1e4
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two groups: weights of rank >= 2 with ``weight_decay``; BatchNorm parameters and biases without."""
+    """Two groups: weights of rank >= 2 with ``weight_decay``; BatchNorm/LayerNorm parameters,
+    biases and the names a model lists in ``no_weight_decay()`` (timm's convention: a ViT's
+    position embedding and class token) without."""
+    skip = getattr(model, "no_weight_decay", None)
+    excluded = set(skip()) if callable(skip) else set()
     decay, no_decay = [], []
-    for param in model.parameters():
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
+            (decay if param.ndim >= 2 and name not in excluded else no_decay).append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},

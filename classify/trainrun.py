@@ -84,6 +84,9 @@ def model_config_of(cfg: TrainConfig, num_classes: int) -> ModelConfig:
         image_size=cfg.image_size,
         width=cfg.width,
         cbam_pool_types=tuple(cfg.cbam_pool_types),
+        patch_size=cfg.patch_size,
+        vit_depth=cfg.vit_depth,
+        vit_heads=cfg.vit_heads,
     )
 
 

@@ -64,6 +64,10 @@ def pipeline_command(
     ),
     preset: str = typer.Option(_P.preset, help=" | ".join(PIPELINE_PRESETS)),
     per_class: int = typer.Option(_P.per_class, help="Synthetic images per class."),
+    synthetic_ratio: float | None = typer.Option(
+        None,
+        help="Synthetic images per real image in the augmented run (default: all of them).",
+    ),
     seeds: int = typer.Option(_P.seeds, help="Classifier seeds (baseline and augmented each)."),
     train_per_class: int = typer.Option(
         _P.train_per_class, help="Footwear training images per class (embedded data only)."
@@ -104,6 +108,7 @@ def pipeline_command(
         data=str(data) if data else None,
         preset=preset,
         per_class=per_class,
+        synthetic_ratio=synthetic_ratio,
         seeds=seeds,
         train_per_class=train_per_class,
         models=tuple(m.strip() for m in models.split(",") if m.strip()),

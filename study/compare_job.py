@@ -168,7 +168,7 @@ def draw_cams(
 ) -> dict[str, Any]:
     from classify.cliutil import make_progress
     from classify.figures import save_figure
-    from study.compare_cam import cam_comparison, chosen_files
+    from study.compare_cam import cam_comparison, chosen_files, view_labels
     from study.report_figures import cam_comparison_figure
 
     rows = chosen_files(a, cfg.per_class, cfg.seed)
@@ -185,26 +185,33 @@ def draw_cams(
             progress=lambda n: bar.advance(task, n),
         )
     name = f"gradcam_{cfg.cam_method}.png"
-    labels = [f"A: {a.name}", f"B: {b.name}"]
+    labels = view_labels(result, [f"A: {a.name}", f"B: {b.name}"])
     save_figure(cam_comparison_figure(result.rows, labels), out / name)
     faith = {
         side: {**entry, "run": run.name}
         for side, entry, run in zip(("A", "B"), result.faithfulness, (a, b), strict=True)
+    }
+    attention = {
+        side: {**entry, "run": run.name}
+        for side, entry, run in zip(("A", "B"), result.attention, (a, b), strict=True)
+        if entry
     }
     stored = {}
     for side, run in (("A", a), ("B", b)):
         entry = (run.metrics.get("cam") or {}).get(cfg.cam_method)
         if isinstance(entry, dict):
             stored[side] = {**entry, "run": run.name}
+    first_view = {v.run: k for k, v in reversed(list(enumerate(result.views)))}
     return {
         "figure": name,
         "method": cfg.cam_method,
         "files": files,
         "faithfulness": faith,
+        "attention": attention,
         "stored": stored,
         "predicted": {
-            "A": [r.predicted[0] for r in result.rows],
-            "B": [r.predicted[1] for r in result.rows],
+            "A": [r.predicted[first_view[0]] for r in result.rows],
+            "B": [r.predicted[first_view[1]] for r in result.rows],
         },
     }
 

@@ -65,7 +65,8 @@ def classifier_base(cfg: PipelineConfig, data: Path, seed: int) -> TrainConfig:
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
-    """Run (or finish) the study; return the summary also written to ``<prefix>study.json``."""
+    """Run (or finish) the study; return the summary also written to ``<prefix>study.json``
+    (``<prefix>study-r<ratio>.json`` with a synthetic ratio)."""
     from augment.gan_config import SynthConfig, preset_config
     from classify.footwear import FootwearConfig, write_footwear
     from classify.train_all import (
@@ -149,7 +150,12 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     pairs = []
     for seed in range(cfg.seeds):
         baseline = runs / f"{prefix}s{seed}-{best_model}"
-        aug = augmented_config(baseline, f"{prefix}s{seed}-{best_model}-aug", str(synthetic))
+        aug = augmented_config(
+            baseline,
+            f"{prefix}s{seed}-{best_model}{cfg.augmented_suffix}",
+            str(synthetic),
+            cfg.synthetic_ratio,
+        )
         log.run(
             f"augmented seed {seed}",
             lambda a=aug: (
@@ -176,7 +182,10 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         cas_result = read_json(synthetic / "manifest.json").get("cas")
 
     # 8. compare (always re-rendered: cheap next to training, and it must show the CAS result)
-    report_dir = Path(cfg.reports_dir) / f"{prefix}{best_model}-baseline-vs-augmented"
+    report_dir = Path(cfg.reports_dir) / (
+        f"{prefix}{best_model}-baseline-vs-augmented"
+        + ("" if cfg.synthetic_ratio is None else f"-r{cfg.synthetic_ratio:g}")
+    )
     report = log.run(
         "compare",
         lambda: False,
@@ -203,7 +212,8 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         "comparison": report,
         "steps": log.steps,
     }
-    write_json(runs / f"{prefix}study.json", study)
+    ratio = "" if cfg.synthetic_ratio is None else f"-r{cfg.synthetic_ratio:g}"
+    write_json(runs / f"{prefix}study{ratio}.json", study)
     return study
 
 
@@ -222,13 +232,15 @@ def read_train_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(read_json(run_dir / "config.json")["train"])
 
 
-def augmented_config(baseline: Path, name: str, synthetic: str) -> TrainConfig:
-    """The baseline's config with the synthetic images added and the same optimizer-step budget:
-    each epoch draws as many images (from real + synthetic) as the baseline's epoch had, so the
-    two runs take equally many steps under the same schedule."""
+def augmented_config(
+    baseline: Path, name: str, synthetic: str, ratio: float | None = None
+) -> TrainConfig:
+    """The baseline's config with the synthetic images added (all, or ``ratio`` per real image)
+    and the same optimizer-step budget: each epoch draws as many images (from real + synthetic)
+    as the baseline's epoch had, so the two runs take equally many steps under the same schedule."""
     base = read_train_config(baseline)
     n_real = read_json(baseline / "config.json")["dataset"]["n_train"]
-    return replace(base, name=name, synthetic=synthetic, epoch_size=n_real)
+    return replace(base, name=name, synthetic=synthetic, synthetic_ratio=ratio, epoch_size=n_real)
 
 
 def gan_complete(run_dir: Path, iterations: int) -> bool:

@@ -15,6 +15,7 @@ class PipelineConfig:
     data: str | None = None  # None: the embedded footwear set, data/footwear[-N]
     preset: str = "quick"  # classifier and GAN presets of the same name
     per_class: int = 500  # synthetic images per class
+    synthetic_ratio: float | None = None  # synthetic images per real one in the augmented run
     seeds: int = 1  # classifier seeds (baseline and augmented runs each)
     train_per_class: int = 240  # footwear training images per class (embedded data only)
     models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam")
@@ -30,3 +31,8 @@ class PipelineConfig:
     classifier: dict[str, Any] = field(default_factory=dict)
     gan: dict[str, Any] = field(default_factory=dict)
     feature_extractor: str = "inception"
+
+    @property
+    def augmented_suffix(self) -> str:
+        """``-aug`` (all synthetic images), or ``-aug-r0.5`` with a synthetic ratio."""
+        return "-aug" if self.synthetic_ratio is None else f"-aug-r{self.synthetic_ratio:g}"

@@ -251,7 +251,13 @@ def cam_blocks(report: dict[str, Any]) -> list[Block]:
                 report["figures"]["cam"],
                 f"The same {len(cam['files'])} test images (seed {report['settings']['seed']}, "
                 f"{report['settings']['per_class']} per class) under both models; each map explains "
-                "that model's predicted class (green: right, red: wrong).",
+                "that model's predicted class (green: right, red: wrong)."
+                + (
+                    " A ViT also shows its attention rollout (Abnar & Zuidema 2020): where its "
+                    "class token's attention flows through all blocks, no gradients involved."
+                    if cam.get("attention")
+                    else ""
+                ),
             )
         )
     rows = []
@@ -264,6 +270,17 @@ def cam_blocks(report: dict[str, Any]) -> list[Block]:
                     entry.get("metric", "?"),
                     f"{num(entry.get('value'))} ± {num(entry.get('std'))}",
                     str(entry.get("n_images", "?")),
+                    "these images",
+                ]
+            )
+        rolled = (cam.get("attention") or {}).get(side)
+        if rolled:
+            rows.append(
+                [
+                    f"{side}: {rolled.get('run', '')} (attention rollout)",
+                    rolled.get("metric", "?"),
+                    f"{num(rolled.get('value'))} ± {num(rolled.get('std'))}",
+                    str(rolled.get("n_images", "?")),
                     "these images",
                 ]
             )

@@ -12,7 +12,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from classify.errors import UserError
-from classify.models import MODEL_REGISTRY, ModelConfig, build_model, model_names
+from classify.models import MODEL_REGISTRY, RESNET_MODELS, ModelConfig, build_model, model_names
 from classify.models.attention import CBAM, CBAM_POOL_TYPES, ChannelGate, SqueezeExcite
 from classify.models.gating import CHANNELS, SPACE, pool
 from classify.models.profile import count_parameters, forward_gflops
@@ -37,11 +37,12 @@ def tiny(name: str, image_size: int = 32, **kwargs: object) -> nn.Module:
 
 
 def test_registry_holds_the_three_resnets() -> None:
-    assert model_names() == ["resnet50", "resnet50-se", "resnet50-cbam"]
+    assert list(RESNET_MODELS) == ["resnet50", "resnet50-se", "resnet50-cbam"]
+    assert model_names()[:3] == list(RESNET_MODELS)
     assert list(MODEL_REGISTRY) == model_names()
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", RESNET_MODELS)
 def test_small_stem_shapes_and_cam_layer(name: str) -> None:
     model = tiny(name).eval()
     x = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -60,7 +61,7 @@ def test_small_stem_shapes_and_cam_layer(name: str) -> None:
     assert isinstance(model.maxpool, nn.Identity)
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", RESNET_MODELS)
 def test_imagenet_stem_above_64_px(name: str) -> None:
     model = tiny(name, image_size=96).eval()
     assert isinstance(model.maxpool, nn.MaxPool2d)
@@ -331,7 +332,7 @@ def test_cli_models_lists_every_model() -> None:
     assert result.exit_code == 0, result.output
     for name in model_names():
         assert name in result.output
-    assert "4x4" in result.output
+    assert "4x4" in result.output and "8x8" in result.output  # ResNet layer4, ViT token grid
 
 
 def test_cli_models_rejects_bad_width() -> None:

@@ -94,6 +94,27 @@ def test_rerun_skips_finished_steps(study: tuple[Path, list[str], dict]) -> None
     assert (root / "runs" / "shapes-gan" / "last.pt").stat().st_mtime_ns == stamp
 
 
+def test_a_synthetic_ratio_adds_its_own_augmented_run(
+    study: tuple[Path, list[str], dict],
+) -> None:
+    from cli import app
+
+    root, args, _ = study
+    result = CliRunner().invoke(app, [*args, "--synthetic-ratio", "0.5", "--no-cas"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((root / "runs" / "shapes-study-r0.5.json").read_text())
+    status = {s["step"]: s["status"] for s in summary["steps"]}
+    assert status["gan-train"].startswith("skipped") and status["augmented seed 0"] == "ran"
+    (aug,) = summary["augmented_runs"]
+    assert aug.endswith("-aug-r0.5")
+    config = json.loads((root / "runs" / aug / "config.json").read_text())
+    assert config["train"]["synthetic_ratio"] == 0.5
+    counts = config["synthetic"]["counts"]
+    real = config["dataset"]["train_class_counts"]
+    assert counts == {name: round(0.5 * n) for name, n in real.items()}
+    assert Path(summary["report"]).parent.name.endswith("-baseline-vs-augmented-r0.5")
+
+
 def test_synthetic_class_mismatch_is_a_clear_error(tmp_path: Path) -> None:
     from cli import app
 

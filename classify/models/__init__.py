@@ -1,10 +1,26 @@
-"""The classifier family: ResNet-50 with pluggable residual-branch attention (none, SE, CBAM).
+"""The classifiers: ResNet-50 with pluggable residual-branch attention (none, SE, CBAM), and small
+Vision Transformers (``vit-tiny``, ``vit-small``) built on torchvision's.
 
 Public API: :class:`ModelConfig`, :func:`build_model`, :func:`model_names`, :data:`MODEL_REGISTRY`;
 profiling helpers live in :mod:`classify.models.profile`.
 """
 
 from classify.models.config import ModelConfig
-from classify.models.registry import MODEL_REGISTRY, build_model, model_names, validate_config
+from classify.models.registry import (
+    MODEL_REGISTRY,
+    RESNET_MODELS,
+    build_model,
+    is_vit,
+    model_names,
+    validate_config,
+)
 
-__all__ = ["MODEL_REGISTRY", "ModelConfig", "build_model", "model_names", "validate_config"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "RESNET_MODELS",
+    "ModelConfig",
+    "build_model",
+    "is_vit",
+    "model_names",
+    "validate_config",
+]

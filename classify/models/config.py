@@ -13,7 +13,9 @@ class ModelConfig:
 
     ``stem``: ``auto`` (small 3x3 stride-1 stem, no max-pool, for ``image_size`` <= 64; the ImageNet
     7x7 stride-2 + max-pool stem above), or force ``small`` / ``imagenet`` (e.g. to compare against
-    timm's ImageNet-stem ResNets at 64 px). ``cbam_pool_types`` only matters for CBAM models.
+    timm's ImageNet-stem ResNets at 64 px). ``cbam_pool_types`` only matters for CBAM models;
+    ``patch_size``, ``vit_depth`` and ``vit_heads`` only for ViTs (``width`` scales a ViT's
+    embedding width, heads kept).
     """
 
     name: str = "resnet50"
@@ -22,6 +24,10 @@ class ModelConfig:
     width: float = 1.0
     cbam_pool_types: tuple[str, ...] = ("avg", "max")
     stem: str = "auto"
+    # ViT only; 0 = automatic patch size (an 8 x 8 token grid) / the named size's depth and heads.
+    patch_size: int = 0
+    vit_depth: int = 0
+    vit_heads: int = 0
 
     def __post_init__(self) -> None:
         # JSON gives lists; a frozen config must stay hashable and compare equal after a round trip.

@@ -1,4 +1,4 @@
-"""Model registry: name -> builder(ModelConfig). A new family (e.g. ViT) is one more entry."""
+"""Model registry: name -> builder(ModelConfig). A new family is one more entry (as the ViTs)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from classify.errors import UserError
 from classify.models.attention import CBAM_POOL_TYPES, create_attention
 from classify.models.config import ModelConfig
 from classify.models.resnet import RESNET50_LAYERS, STEMS, ResNet, resolve_stem
+from classify.models.vit import VIT_SIZES, ViT, vit
 
 ModelBuilder = Callable[[ModelConfig], nn.Module]
 MIN_IMAGE_SIZE = 8
@@ -28,11 +29,31 @@ def resnet50(cfg: ModelConfig, attention: str | None = None, **attn_kwargs: obje
     )
 
 
+def vit_model(cfg: ModelConfig, size: str) -> ViT:
+    """The named ViT size at ``cfg``'s image size, patch size, depth, heads and width."""
+    return vit(
+        cfg.image_size,
+        cfg.num_classes,
+        size,
+        patch_size=cfg.patch_size,
+        depth=cfg.vit_depth,
+        heads=cfg.vit_heads,
+        width=cfg.width,
+    )
+
+
 MODEL_REGISTRY: dict[str, ModelBuilder] = {
     "resnet50": resnet50,
     "resnet50-se": lambda cfg: resnet50(cfg, "se"),
     "resnet50-cbam": lambda cfg: resnet50(cfg, "cbam", pool_types=cfg.cbam_pool_types),
+    **{size: partial(vit_model, size=size) for size in VIT_SIZES},
 }
+RESNET_MODELS = ("resnet50", "resnet50-se", "resnet50-cbam")
+
+
+def is_vit(name: str) -> bool:
+    """True for the registry's Vision Transformers (the ``vit-*`` names)."""
+    return name in VIT_SIZES
 
 
 def model_names() -> list[str]:
@@ -51,11 +72,26 @@ def validate_config(cfg: ModelConfig) -> None:
         raise UserError(f"width {cfg.width}: the channel multiplier must be > 0 (e.g. 0.25 or 1.0)")
     if cfg.stem not in STEMS:
         raise UserError(f"stem {cfg.stem!r} is unknown: choose one of {', '.join(STEMS)}")
+    if is_vit(cfg.name):
+        validate_vit(cfg)
     unknown = [p for p in cfg.cbam_pool_types if p not in CBAM_POOL_TYPES]
     if not cfg.cbam_pool_types or unknown:
         raise UserError(
             f"CBAM pool types {list(cfg.cbam_pool_types)}: use one or more of "
             f"{', '.join(CBAM_POOL_TYPES)}"
+        )
+
+
+def validate_vit(cfg: ModelConfig) -> None:
+    from classify.models.vit import auto_patch_size
+
+    if cfg.patch_size < 0 or cfg.vit_depth < 0 or cfg.vit_heads < 0:
+        raise UserError("--patch-size, --vit-depth and --vit-heads must be >= 0 (0 = automatic)")
+    patch = cfg.patch_size or auto_patch_size(cfg.image_size)
+    if cfg.image_size % patch:
+        raise UserError(
+            f"--patch-size {patch} does not divide --image-size {cfg.image_size}: "
+            f"use a divisor (e.g. {auto_patch_size(cfg.image_size)})"
         )
 
 
