@@ -21,7 +21,7 @@ MODELS_JSON = "models.json"
 
 @dataclass(frozen=True)
 class TrainAllOptions:
-    models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam")
+    models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam", "vit-tiny")
     prefix: str = ""  # run names are <prefix><model>
     cam_method: str = "gradcam"
     cam_per_class: int = 4

@@ -5,6 +5,7 @@ a matplotlib ``Figure`` out, built on an Agg canvas, never through ``pyplot``.""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from classify.figures import CORRECT_COLOUR, DPI, WRONG_COLOUR
 from classify.metrics import row_normalised
 
 SIDE_COLOURS = ("C0", "C1")
+TITLE_CHARS = 20  # characters of a column title per line (a 128 px tile at 8 pt)
 METRIC_TITLES = {"accuracy": "test accuracy", "macro_f1": "macro-F1"}
 
 
@@ -107,8 +109,8 @@ def cam_comparison_figure(
     """Rows = test images; columns = the image, then each model's map of its predicted class.
 
     ``rows`` are :class:`study.compare_cam.CamRow`-like objects (``image``, ``overlays``, ``true``,
-    ``predicted``, ``confidence``, ``name``); the caption under a map is green when that model is
-    right, red when wrong. Long lists are wrapped into ``groups`` blocks side by side (default: two
+    ``predicted``, ``confidence``, ``name``); the caption under a map (the model's predicted class
+    and its probability) is green when that model is right, red when wrong. Long lists are wrapped into ``groups`` blocks side by side (default: two
     blocks above six images), read top to bottom, left block first.
     """
     groups = groups or (1 if len(rows) <= 6 else 2)
@@ -129,7 +131,9 @@ def cam_comparison_figure(
         for ax in axes.ravel():
             _bare(ax)
         for k, label in enumerate(["image", *labels]):
-            axes[0, k].set_title(label, fontsize=10, fontweight="bold")
+            # Run names are long: wrap them (at hyphens too) to the tile's width.
+            wrapped = "\n".join(textwrap.wrap(label, width=TITLE_CHARS, break_on_hyphens=True))
+            axes[0, k].set_title(wrapped, fontsize=8, fontweight="bold")
         for r, row in enumerate(chunk):
             axes[r, 0].imshow(row.image, interpolation="nearest")
             axes[r, 0].set_xlabel(f"true: {row.true}\n{row.name}", fontsize=8)
@@ -138,8 +142,8 @@ def cam_comparison_figure(
                 ax.imshow(row.overlays[k], interpolation="nearest")
                 right = row.predicted[k] == row.true
                 ax.set_xlabel(
-                    f"pred: {row.predicted[k]} {100 * row.confidence[k]:.0f}%",
-                    fontsize=9,
+                    f"{row.predicted[k]} {100 * row.confidence[k]:.0f}%",
+                    fontsize=8,
                     fontweight="bold",
                     color=CORRECT_COLOUR if right else WRONG_COLOUR,
                 )
