@@ -142,6 +142,11 @@ def synthesize_command(
         _S.max_draw_factor, help="With --filter-with: stop a class after this many x its count."
     ),
     fid: bool = typer.Option(_S.fid, "--fid/--no-fid", help="Score FID/KID into the manifest."),
+    untrained_reference: bool = typer.Option(
+        _S.untrained_reference,
+        "--untrained-reference/--no-untrained-reference",
+        help="Also score an untrained generator at the same sample sizes (FID's chance level).",
+    ),
     feature_extractor: str = typer.Option(
         _S.feature_extractor, help="FID features: inception | random-conv (smoke tests)."
     ),
@@ -161,7 +166,8 @@ def synthesize_command(
         gan=gan, per_class=per_class, out=str(out) if out else None, checkpoint=checkpoint,
         seed=seed, batch_size=batch_size, filter_with=filter_with, min_confidence=min_confidence,
         max_draw_factor=max_draw_factor, overwrite=overwrite, runs_dir=str(runs_dir),
-        device=device, fid=fid, feature_extractor=feature_extractor,
+        device=device, fid=fid, untrained_reference=untrained_reference,
+        feature_extractor=feature_extractor,
     )  # fmt: skip
     manifest = synthesize(cfg, progress=progress)
     _print_manifest(manifest)
@@ -173,19 +179,25 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
     fid = manifest["fid"]
     if fid.get("computed", True):
         table = Table(title=f"FID / KID vs real train ({fid['extractor']})")
-        for column in ("class", "images", "FID", "KID x1000", "real-vs-real FID", "KID x1000"):
+        untrained = fid.get("untrained_generator") or {}
+        for column in ("class", "images", "FID", "KID x1000", "real-vs-real FID", "KID x1000",
+                       "untrained-G FID"):  # fmt: skip
             table.add_column(column, justify="left" if column == "class" else "right")
         for name in manifest["class_names"]:
-            s, r = fid["per_class"].get(name), fid["real_vs_real"][name]
+            s, r, u = fid["per_class"].get(name), fid["real_vs_real"][name], untrained.get(name)
             table.add_row(
                 name, str(manifest["counts"][name]),
                 f"{s['fid']:.1f}" if s else "-", f"{1000 * s['kid_mean']:.1f}" if s else "-",
-                f"{r['fid']:.1f}", f"{1000 * r['kid_mean']:.1f}",
+                f"{r['fid']:.1f}", f"{1000 * r['kid_mean']:.1f}", f"{u['fid']:.1f}" if u else "-",
             )  # fmt: skip
-        overall = fid["overall"]
+        overall, chance = fid["overall"], fid.get("untrained_generator_overall")
         table.add_row("all", str(sum(manifest["counts"].values())), f"{overall['fid']:.1f}",
-                      f"{1000 * overall['kid_mean']:.1f}", "", "")  # fmt: skip
+                      f"{1000 * overall['kid_mean']:.1f}", "", "",
+                      f"{chance['fid']:.1f}" if chance else "-")  # fmt: skip
         console.print(table)
+        console.print("lower is closer to the real images; the real-vs-real floor is the best a "
+                      "generator can reach at these sample sizes, the untrained generator the "
+                      "worst", style="dim")  # fmt: skip
     console.print(f"wrote {manifest['out']} ({sum(manifest['counts'].values())} images)",
                   highlight=False, soft_wrap=True)  # fmt: skip
 

@@ -155,6 +155,7 @@ class SynthConfig:
     runs_dir: str = "runs"
     device: str = "auto"
     fid: bool = True
+    untrained_reference: bool = True  # also score an untrained generator: FID's "chance level"
     feature_extractor: str = "inception"
 
     def out_dir(self) -> Path:

@@ -7,7 +7,8 @@ is written to a hidden temporary sibling folder that is renamed into place at th
 interrupted run leaves no half-written set. The manifest scores the set the way a user should read
 it: per-class FID/KID of the synthetic images against the real training images of that class, next
 to the "real-vs-real floor" (real training vs real test images of the class, with as many test
-images as synthetic ones, capped by the test set), i.e. what real data scores at these sample sizes.
+images as synthetic ones, capped by the test set), i.e. what real data scores at these sample sizes,
+and to an untrained generator's score at the same sizes (the other end of the scale).
 
 ``filter_with`` keeps only samples a trained classifier assigns to their intended class with at least
 ``min_confidence`` (a common "quality filter" for GAN augmentation), drawing more until each class
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 
 from augment.gan_config import SynthConfig
 from augment.gan_eval import build_named_extractor, class_features, features, fid_kid_dict
+from augment.models import build_generator
 from augment.sampling import LoadedGan, class_generator, class_images, load_gan
 from classify.cliutil import make_progress
 from classify.data import ImageTensors, load_samples, save_png, scan_dataset
@@ -209,7 +211,9 @@ def _score(
     train = _real_split(gan, "train")
     test = _floor_subset(_real_split(gan, "test"), {n: len(b.images) for n, b in sets.items()},
                          cfg.seed)  # fmt: skip
-    total = len(train) + len(test) + sum(len(b.images) for b in sets.values())
+    counts = {name: len(batch.images) for name, batch in sets.items()}
+    untrained = _untrained_sets(gan, counts, cfg, device) if cfg.untrained_reference else {}
+    total = len(train) + len(test) + sum(counts.values()) + sum(len(u) for u in untrained.values())
     with _Bar(progress, total, "FID/KID features") as bar:
         bar.describe("real train")
         real_train = class_features(train.images, train.labels, n_classes, extractor,
@@ -220,12 +224,27 @@ def _score(
         bar.describe("synthetic")
         synthetic = {name: features(batch.images, extractor, progress=bar.advance)
                      for name, batch in sets.items()}  # fmt: skip
+        bar.describe("untrained generator")
+        chance = {name: features(images, extractor, progress=bar.advance)
+                  for name, images in untrained.items()}  # fmt: skip
     per_class, floor = {}, {}
     for c, name in enumerate(gan.class_names):
         if len(synthetic[name]) >= 2:
             per_class[name] = fid_kid_dict(synthetic[name], real_train[c])
         floor[name] = fid_kid_dict(real_test[c], real_train[c])
     all_synthetic = np.concatenate([synthetic[n] for n in gan.class_names])
+    reference: dict[str, Any] = {}
+    if chance:
+        reference = {
+            "untrained_generator": {
+                name: fid_kid_dict(chance[name], real_train[c])
+                for c, name in enumerate(gan.class_names)
+                if len(chance[name]) >= 2
+            },
+            "untrained_generator_overall": fid_kid_dict(
+                np.concatenate(list(chance.values())), np.concatenate(real_train)
+            ),
+        }
     return {
         "extractor": extractor.name,
         "reference": f"real training images of the class, at {size} px",
@@ -233,8 +252,35 @@ def _score(
         "overall": fid_kid_dict(all_synthetic, np.concatenate(real_train)),
         "real_vs_real": floor,
         "real_vs_real_overall": fid_kid_dict(np.concatenate(real_test), np.concatenate(real_train)),
-        "note": "FID is biased upwards at small sample sizes: read a class's FID against its "
-        "real_vs_real floor (real test vs real train at the same sample size); KID is unbiased.",
+        **reference,
+        "note": "FID is biased upwards at small sample sizes: read a class's FID between its "
+        "real_vs_real floor (real test vs real train at the same sample size) and the untrained "
+        "generator's score (same architecture at initialisation, same sample size); KID is "
+        "unbiased.",
+    }
+
+
+def _untrained_sets(
+    gan: LoadedGan, counts: dict[str, int], cfg: SynthConfig, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Per class, as many images as the synthetic set has, from a generator of the same
+    architecture at its initialisation (seeded by ``cfg.seed``): the FID an untrained GAN gets,
+    the other end of the scale from the real-vs-real floor."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        generator = build_generator(gan.config, len(gan.class_names))
+    generator.to(device).eval().requires_grad_(False)
+    return {
+        name: class_images(
+            generator,
+            c,
+            counts[name],
+            class_generator(cfg.seed, c),
+            batch_size=cfg.batch_size,
+            device=device,
+        )  # fmt: skip
+        for c, name in enumerate(gan.class_names)
+        if counts[name] > 0
     }
 
 

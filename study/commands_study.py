@@ -143,9 +143,15 @@ def summary_table(study: dict, table_cls: type) -> object:
                 f"{row['run']} (val / test acc)", f"{row['val_acc']:.2%} / {row['test_acc']:.2%}"
             )
     table.add_row("best architecture (val acc)", study["best_model"])
+    untrained = study["fid"].get("untrained_generator") or {}
     for name, value in study["fid"]["per_class"].items():
         floor = study["fid"]["real_vs_real"].get(name)
-        table.add_row(f"FID {name} (synthetic / real-vs-real floor)", f"{value:.1f} / {floor:.1f}")
+        chance = untrained.get(name)
+        table.add_row(
+            f"FID {name} (floor / synthetic / untrained G)",
+            f"{floor:.1f} / [bold]{value:.1f}[/bold] / "
+            + (f"{chance:.1f}" if chance is not None else "-"),
+        )
     comparison = study.get("comparison") or {}
     if comparison.get("verdict"):
         table.add_row("verdict", comparison["verdict"])

@@ -383,6 +383,8 @@ class SyntheticSet:
             "fid_per_class": fid.get("per_class") or self.entry.get("fid_per_class"),
             "fid_overall": fid.get("overall") or self.entry.get("fid"),
             "real_vs_real": fid.get("real_vs_real"),
+            "untrained": fid.get("untrained_generator"),
+            "untrained_overall": fid.get("untrained_generator_overall"),
             "cas": self.manifest.get("cas"),
             "notes": list(self.notes),
         }

@@ -207,6 +207,9 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         "fid": {
             "per_class": {c: r["fid"] for c, r in (fid.get("per_class") or {}).items()},
             "real_vs_real": {c: r["fid"] for c, r in (fid.get("real_vs_real") or {}).items()},
+            "untrained_generator": {
+                c: r["fid"] for c, r in (fid.get("untrained_generator") or {}).items()
+            },
             "overall": (fid.get("overall") or {}).get("fid"),
         },
         "comparison": report,

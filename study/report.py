@@ -309,6 +309,10 @@ def cam_blocks(report: dict[str, Any]) -> list[Block]:
     return blocks
 
 
+def _fid_only(entry: Any) -> str:
+    return num(entry.get("fid"), 2) if isinstance(entry, dict) else "–"
+
+
 def _fid_cells(entry: Any) -> list[str]:
     """FID, KID x 10^3 (mean ± sd) and sample counts of one FidKidResult-like entry."""
     if _num(entry):
@@ -355,17 +359,28 @@ def synthetic_blocks(report: dict[str, Any]) -> list[Block]:
         blocks.append(Bullets(info + [f"note: {n}" for n in entry.get("notes", [])]))
         per_class = entry.get("fid_per_class") or {}
         floor = entry.get("real_vs_real") or {}
+        untrained = entry.get("untrained") or {}
         if per_class or floor or entry.get("fid_overall") is not None:
             rows = []
             for name in report["class_names"]:
                 if name in per_class or name in floor:
                     rows.append(
-                        [name, *_fid_cells(per_class.get(name)), *_fid_cells(floor.get(name))]
+                        [
+                            name,
+                            *_fid_cells(per_class.get(name)),
+                            *_fid_cells(floor.get(name)),
+                            _fid_only(untrained.get(name)),
+                        ]
                     )
             if entry.get("fid_overall") is not None:
                 overall_floor = floor.get("overall") if isinstance(floor, dict) else None
                 rows.append(
-                    ["all classes", *_fid_cells(entry["fid_overall"]), *_fid_cells(overall_floor)]
+                    [
+                        "all classes",
+                        *_fid_cells(entry["fid_overall"]),
+                        *_fid_cells(overall_floor),
+                        _fid_only(entry.get("untrained_overall")),
+                    ]
                 )
             blocks.append(
                 Table(
@@ -377,14 +392,17 @@ def synthetic_blocks(report: dict[str, Any]) -> list[Block]:
                         "real-vs-real FID",
                         "real-vs-real KID ×10³",
                         "images",
+                        "untrained-G FID",
                     ],
                     rows,
                     "Synthetic vs real training images of each class (InceptionV3 pool features, "
                     "lower is closer). Real-vs-real: the same scores between two sets of real images "
                     "(the manifest's floor), about what a perfect generator would reach at that "
-                    "sample size. FID is biased upward at a few hundred images: compare it only at "
+                    "sample size; untrained G: a generator of the same architecture at "
+                    "initialisation, at the synthetic set's sample size (the other end of the "
+                    "scale). FID is biased upward at a few hundred images: compare it only at "
                     "equal counts, and read KID (unbiased) beside it.",
-                    [False, True, True, True, True, True, True],
+                    [False, True, True, True, True, True, True, True],
                 )
             )
         if entry.get("cas"):

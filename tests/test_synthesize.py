@@ -89,6 +89,13 @@ def test_manifest_records_source_counts_and_fid(trained: dict[str, Path], tmp_pa
         assert fid["real_vs_real"][name]["n_a"] == 5
         assert fid["per_class"][name]["fid"] > fid["real_vs_real"][name]["fid"]  # an untrained G
     assert fid["overall"]["n_a"] == 14 and fid["overall"]["n_b"] == 32
+    # The other end of the scale: the same architecture untrained, at the same sample sizes.
+    assert set(fid["untrained_generator"]) == {"blue", "red"}
+    for name in ("blue", "red"):
+        chance = fid["untrained_generator"][name]
+        assert (chance["n_a"], chance["n_b"]) == (7, 16)
+        assert chance["fid"] != fid["per_class"][name]["fid"]
+    assert fid["untrained_generator_overall"]["n_a"] == 14
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
 
 

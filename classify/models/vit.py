@@ -30,7 +30,9 @@ class ViTSize:
     heads: int
     dim: int
     mlp_ratio: float = 2.0
-    dropout: float = 0.0  # a few hundred images underfit a ViT in a CPU budget; 0.1 measured no better
+    dropout: float = (
+        0.0  # a few hundred images underfit a ViT in a CPU budget; 0.1 measured no better
+    )
 
 
 # Smaller than timm's ImageNet ViT-Ti/S (depth 12, MLP ratio 4): a few hundred training images at
