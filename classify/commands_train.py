@@ -20,6 +20,11 @@ def _choices(values: tuple[str, ...]) -> str:
 
 def train_command(
     ctx: typer.Context,
+    preset: str | None = typer.Option(
+        None,
+        help="Training preset (quick | full, as in train-all); options given explicitly override "
+        "it.",
+    ),
     model: str = typer.Option(
         _D.model,
         help="Model registry key: resnet50 | resnet50-se | resnet50-cbam | vit-tiny | vit-small "
@@ -147,6 +152,11 @@ def train_command(
     else:
         known = {f.name for f in fields(TrainConfig)}
         cfg = TrainConfig(**{k: v for k, v in values.items() if k in known})
+        if preset:
+            from classify.presets import apply_preset
+
+            explicit = {k: v for k, v in values.items() if _given(ctx, k)}
+            cfg = apply_preset(cfg, preset, explicit)
     try:
         result = train(cfg, resume=resume, overwrite=overwrite, progress=progress)
     except TrainInterrupted as stop:

@@ -369,3 +369,18 @@ def test_cli_train_end_to_end(
     assert resumed.exit_code == 0, resumed.output
     assert [r["epoch"] for r in read_jsonl(tmp_path / "cbam" / "history.jsonl")] == [1, 2]
     assert read_json(tmp_path / "cbam" / "config.json")["train"]["epochs"] == 2
+
+
+def test_cli_train_preset_with_explicit_overrides(shapes: Path, tmp_path: Path) -> None:
+    from cli import app
+
+    args = ["train", "--data", str(shapes), "--runs-dir", str(tmp_path), "--name", "p",
+            "--preset", "quick", "--epochs", "1", "--width", "0.0625", "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    saved = TrainConfig.from_dict(read_json(tmp_path / "p" / "config.json")["train"])
+    assert (saved.optimizer, saved.lr, saved.image_size) == ("adamw", 2e-3, 32)  # the preset's
+    assert (saved.epochs, saved.width) == (1, 0.0625)  # given explicitly
+    bad = CliRunner().invoke(app, [*args[:7], "--preset", "slow", "--name", "q"])
+    assert bad.exit_code == 2 and "--preset 'slow'" in bad.output
