@@ -167,38 +167,6 @@ def view_faithfulness(
     return out
 
 
-def overlay_tiles(
-    loaded: LoadedClassifier,
-    images_uint8: torch.Tensor,
-    cams: np.ndarray,
-    maps: AttentionMaps,
-    labels: Sequence[int] | None,
-    rows: Sequence[Sequence[int]],
-    names: Sequence[str] | None,
-) -> list[list[Any]]:
-    from classify.figures import CamTile
-    from classify.gradcam import overlay
-
-    predicted = maps.predicted
-    tiles = []
-    for row in rows:
-        tile_row = []
-        for i in row:
-            big, blended = overlay(images_uint8[i], cams[i])
-            tile_row.append(
-                CamTile(
-                    image=big,
-                    overlay=blended,
-                    true=loaded.class_names[labels[i]] if labels is not None else None,
-                    predicted=loaded.class_names[predicted[i]],
-                    confidence=float(maps.probabilities[i, predicted[i]]),
-                    name=names[i] if names is not None else "",
-                )
-            )
-        tiles.append(tile_row)
-    return tiles
-
-
 def heads_image_indices(rows: Sequence[Sequence[int]], explicit_files: bool) -> list[int]:
     """Images that get a layers x heads grid: every given file, else the first image per class."""
     if explicit_files:
@@ -227,6 +195,7 @@ def attention_run(
     """Compute the maps, score them, write the PNGs into ``out_dir``."""
     from classify.cam_methods import FAITHFULNESS_METRICS
     from classify.figures import attention_heads_figure, cam_grid, save_figure
+    from classify.gradcam import cam_tiles
     from classify.vit_attention import cls_to_patches, fuse_heads
 
     require_vit(loaded)
@@ -249,7 +218,9 @@ def attention_run(
     for key, cams in views.items():
         entry = faith[key]
         path = out_dir / f"attention_{key}.png"
-        tiles = overlay_tiles(loaded, images_uint8, cams, maps, labels, rows, names)
+        tiles = cam_tiles(
+            loaded.class_names, images_uint8, cams, maps.probabilities, labels, rows, names
+        )
         title = (
             f"{loaded.name}: {titles[key]} on {loaded.model_config.name} "
             f"({loaded.which}.pt, epoch {loaded.epoch})\n"

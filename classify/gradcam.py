@@ -278,6 +278,36 @@ def select_per_class(
     return chosen
 
 
+def cam_tiles(
+    class_names: Sequence[str],
+    images_uint8: torch.Tensor,
+    cams: np.ndarray,
+    probabilities: torch.Tensor,
+    labels: Sequence[int] | None,
+    rows: Sequence[Sequence[int]],
+    names: Sequence[str] | None,
+) -> list[list[CamTile]]:
+    """Grid rows of (image, overlay) tiles captioned with the true and the predicted class."""
+    predicted = probabilities.argmax(dim=1).tolist()
+    tiles = []
+    for row in rows:
+        tile_row = []
+        for i in row:
+            big, blended = overlay(images_uint8[i], cams[i])
+            tile_row.append(
+                CamTile(
+                    image=big,
+                    overlay=blended,
+                    true=class_names[labels[i]] if labels is not None else None,
+                    predicted=class_names[predicted[i]],
+                    confidence=float(probabilities[i, predicted[i]]),
+                    name=names[i] if names is not None else "",
+                )
+            )
+        tiles.append(tile_row)
+    return tiles
+
+
 @dataclass
 class CamReport:
     """What ``cli gradcam`` produced."""
@@ -310,23 +340,7 @@ def render_cams(
     faith = cam_faithfulness(
         loaded, images_uint8, labels, options.method, options=options, cams=cams
     )
-    predicted = probs.argmax(dim=1).tolist()
-    tiles = []
-    for row in rows:
-        tile_row = []
-        for i in row:
-            big, blended = overlay(images_uint8[i], cams[i])
-            tile_row.append(
-                CamTile(
-                    image=big,
-                    overlay=blended,
-                    true=loaded.class_names[labels[i]] if labels is not None else None,
-                    predicted=loaded.class_names[predicted[i]],
-                    confidence=float(probs[i, predicted[i]]),
-                    name=names[i] if names is not None else "",
-                )
-            )
-        tiles.append(tile_row)
+    tiles = cam_tiles(loaded.class_names, images_uint8, cams, probs, labels, rows, names)
     smooth = "".join(
         [
             ", aug-smooth" if options.aug_smooth else "",

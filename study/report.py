@@ -262,39 +262,22 @@ def cam_blocks(report: dict[str, Any]) -> list[Block]:
         )
     rows = []
     for side in ("A", "B"):
-        entry = cam["faithfulness"].get(side)
-        if entry:
-            rows.append(
-                [
-                    f"{side}: {entry.get('run', '')}",
-                    entry.get("metric", "?"),
-                    f"{num(entry.get('value'))} ± {num(entry.get('std'))}",
-                    str(entry.get("n_images", "?")),
-                    "these images",
-                ]
-            )
-        rolled = (cam.get("attention") or {}).get(side)
-        if rolled:
-            rows.append(
-                [
-                    f"{side}: {rolled.get('run', '')} (attention rollout)",
-                    rolled.get("metric", "?"),
-                    f"{num(rolled.get('value'))} ± {num(rolled.get('std'))}",
-                    str(rolled.get("n_images", "?")),
-                    "these images",
-                ]
-            )
-        stored = (cam.get("stored") or {}).get(side)
-        if stored:
-            rows.append(
-                [
-                    f"{side}: {stored.get('run', '')}",
-                    stored.get("metric", "?"),
-                    f"{num(stored.get('value'))} ± {num(stored.get('std'))}",
-                    str(stored.get("n_images", "?")),
-                    "`cli gradcam` (eval/metrics.json)",
-                ]
-            )
+        sources = [
+            (cam["faithfulness"].get(side), "", "these images"),
+            ((cam.get("attention") or {}).get(side), " (attention rollout)", "these images"),
+            ((cam.get("stored") or {}).get(side), "", "`cli gradcam` (eval/metrics.json)"),
+        ]
+        for entry, what, source in sources:
+            if entry:
+                rows.append(
+                    [
+                        f"{side}: {entry.get('run', '')}{what}",
+                        entry.get("metric", "?"),
+                        f"{num(entry.get('value'))} ± {num(entry.get('std'))}",
+                        str(entry.get("n_images", "?")),
+                        source,
+                    ]
+                )
     if rows:
         blocks.append(
             Table(
