@@ -6,7 +6,8 @@ parameters updated and others not; a checkpoint of that state could not be resum
 KeyboardInterrupt when the section ends, at a consistent state. A second Ctrl-C raises at once
 (the way out of a hung step); the guard then marks the state ``dirty`` so the caller does not save
 it. Outside critical sections Ctrl-C behaves as usual. Signal handlers can only be installed from
-the main thread; elsewhere the guard just tracks sections (no SIGINT reaches other threads).
+the main thread; elsewhere the guard just tracks sections (no SIGINT reaches other threads). A
+process that was started with SIGINT ignored keeps ignoring it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ class InterruptGuard:
         self._installed = False
 
     def __enter__(self) -> InterruptGuard:
-        if threading.current_thread() is threading.main_thread():
+        # A process started with SIGINT ignored (nohup, `cmd &` in a script) stays immune to it.
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
             self._installed = True
         return self

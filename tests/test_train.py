@@ -137,7 +137,16 @@ def test_extended_schedule_continues_from_the_saved_step() -> None:
     assert opt4.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
-def test_interrupt_guard_defers_the_first_ctrl_c() -> None:
+@pytest.fixture
+def default_sigint() -> object:
+    """SIGINT raising KeyboardInterrupt during the test, whatever the test runner inherited (a
+    background CI job starts with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupt_guard_defers_the_first_ctrl_c(default_sigint: object) -> None:
     reached = False
     with InterruptGuard() as guard:
         with pytest.raises(KeyboardInterrupt), guard.critical():
@@ -150,6 +159,17 @@ def test_interrupt_guard_defers_the_first_ctrl_c() -> None:
             reached = False
         assert reached and guard.dirty
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_interrupt_guard_leaves_an_ignored_sigint_ignored() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with InterruptGuard() as guard, guard.critical():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)  # ignored: nothing pending, nothing raised
+        assert not guard.pending and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # --- training runs -----------------------------------------------------------------------------
