@@ -41,6 +41,8 @@ def hidden_channels(channels: int, reduction: int) -> int:
 class SqueezeExcite(nn.Module):
     """SE block (Hu et al. 2018): ``x * sigmoid(W2 relu(W1 avgpool(x)))``, reduction 16."""
 
+    fuses_residual = True  # forward(x, residual) returns x * gate + residual
+
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         hidden = hidden_channels(channels, reduction)
@@ -53,8 +55,8 @@ class SqueezeExcite(nn.Module):
         excitation = self.fc2(self.act(self.fc1(squeezed.flatten(1))))
         return torch.sigmoid(excitation)[:, :, None, None]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return pooled_gate(x, ("avg",), SPACE, self.gate)
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        return pooled_gate(x, ("avg",), SPACE, self.gate, residual)
 
 
 class ChannelGate(nn.Module):
@@ -84,8 +86,8 @@ class ChannelGate(nn.Module):
         logits = logits.view(len(pooled), batch, -1).sum(dim=0)
         return torch.sigmoid(logits)[:, :, None, None]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return pooled_gate(x, self.pool_types, SPACE, self.gate)
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        return pooled_gate(x, self.pool_types, SPACE, self.gate, residual)
 
 
 class SpatialGate(nn.Module):
@@ -106,12 +108,14 @@ class SpatialGate(nn.Module):
     def gate(self, pooled: list[Tensor]) -> Tensor:
         return torch.sigmoid(self.bn(self.conv(torch.cat(pooled, dim=1))))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return pooled_gate(x, self.POOLS, CHANNELS, self.gate)
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        return pooled_gate(x, self.POOLS, CHANNELS, self.gate, residual)
 
 
 class CBAM(nn.Module):
     """CBAM (Woo et al. 2018): channel gate, then spatial gate, applied in sequence."""
+
+    fuses_residual = True  # forward(x, residual) returns the gated x + residual
 
     def __init__(
         self,
@@ -122,10 +126,12 @@ class CBAM(nn.Module):
     ) -> None:
         super().__init__()
         self.channel_gate = ChannelGate(channels, reduction, pool_types)
-        self.spatial_gate = SpatialGate() if spatial else nn.Identity()
+        self.spatial_gate = SpatialGate() if spatial else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.spatial_gate(self.channel_gate(x))
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        if self.spatial_gate is None:
+            return self.channel_gate(x, residual)
+        return self.spatial_gate(self.channel_gate(x), residual)
 
 
 ATTENTION_REGISTRY: dict[str, Callable[..., nn.Module]] = {

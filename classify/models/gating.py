@@ -71,6 +71,12 @@ def pool(x: Tensor, kind: str, over: str) -> Tensor:
     return POOLINGS[kind](x, over)
 
 
-def pooled_gate(x: Tensor, pools: Sequence[str], over: str, gate: Gate) -> Tensor:
-    """``x * gate([pool(x, p, over) for p in pools])``."""
-    return x * gate([pool(x, p, over) for p in pools])
+def pooled_gate(
+    x: Tensor, pools: Sequence[str], over: str, gate: Gate, residual: Tensor | None = None
+) -> Tensor:
+    """``x * gate([pool(x, p, over) for p in pools])``, plus ``residual`` when given (one fused
+    ``addcmul`` pass instead of a product and then an addition)."""
+    scale = gate([pool(x, p, over) for p in pools])
+    if residual is None:
+        return x * scale
+    return torch.addcmul(residual, x, scale)

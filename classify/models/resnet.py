@@ -68,6 +68,8 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.attn = attn_layer(out_channels) if attn_layer is not None else nn.Identity()
+        # Gates that take the shortcut fuse their final product with the residual addition.
+        self.fused_residual = getattr(self.attn, "fuses_residual", False)
         # In-place ReLU and add save one activation-sized allocation each (torchvision does the same;
         # BatchNorm's and the gates' backward do not need the tensors overwritten here).
         self.relu = nn.ReLU(inplace=True)
@@ -82,8 +84,12 @@ class Bottleneck(nn.Module):
         shortcut = self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.attn(self.bn3(self.conv3(out)))
-        out += shortcut
+        out = self.bn3(self.conv3(out))
+        if self.fused_residual:
+            out = self.attn(out, shortcut)  # gate(out) * out + shortcut in one pass
+        else:
+            out = self.attn(out)
+            out += shortcut
         return self.relu(out)
 
 
