@@ -77,7 +77,7 @@ def attention_command(
     )
     try:
         loaded = load_classifier(name, checkpoint, runs_dir, _device(device))
-        require_vit(loaded)
+        require_vit(loaded)  # before decoding any image
         if images:
             batch, labels, rows, row_labels, names = _image_files(loaded, images)
         else:

@@ -121,10 +121,10 @@ def cam_comparison(
         attention.append(entry)
         predicted = [loaded.class_names[t] for t in targets]
         confidence = [float(probs[i, t]) for i, t in enumerate(targets)]
-        for kind, view_maps in maps.items():
+        for kind, kind_maps in maps.items():
             overlays = []
             for i in range(images.shape[0]):
-                big, blended = overlay(images[i], view_maps[i])
+                big, blended = overlay(images[i], kind_maps[i])
                 if k == 0 and kind == "cam":
                     images_shown.append(big)
                 overlays.append(blended)
