@@ -1,21 +1,45 @@
 """The toolkit's command line: ``python cli.py COMMAND`` or, once installed, ``cli COMMAND``.
 
-Commands live next to the code they drive (``classify/commands_*.py``, ``augment/commands_*.py``,
-``study/commands_*.py``,
-each with a ``register(app)``); this file only joins them into one Typer app. Building the app only
-declares commands: heavy imports (torch and friends) happen inside the commands.
+The commands live in ``commands/`` (one module per area, each with a ``register(app)``); this
+file only joins the modules listed below into one Typer app. Building the app only declares
+commands: heavy imports (torch and friends) happen inside the commands.
 """
 
 from __future__ import annotations
 
 import typer
 
+from commands import (
+    attention,
+    compare,
+    data,
+    evaluate,
+    explain,
+    fid,
+    gan,
+    models,
+    study,
+    train,
+    train_all,
+)
+
+# In the order ``cli --help`` lists them.
+COMMAND_MODULES = (
+    attention,
+    data,
+    evaluate,
+    models,
+    train,
+    train_all,
+    fid,
+    gan,
+    compare,
+    explain,
+    study,
+)
+
 
 def build_app() -> typer.Typer:
-    from augment.commands import register as register_augment
-    from classify.commands import register as register_classify
-    from study.commands import register as register_study
-
     app = typer.Typer(
         help="GAN data augmentation for small image-classification sets: attention ResNets, "
         "a conditional DCGAN, FID/KID, Grad-CAM and honest comparisons.",
@@ -23,9 +47,8 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         add_completion=False,
     )
-    register_classify(app)
-    register_augment(app)
-    register_study(app)
+    for module in COMMAND_MODULES:
+        module.register(app)
     return app
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from augment.gan_config import GanConfig
-from augment.models import build_generator
-from classify.data import to_uint8
-from classify.errors import UserError
-from classify.runio import load_checkpoint
+from augment.gan.config import GanConfig
+from augment.gan.models import build_generator
+from core.data import to_uint8
+from core.errors import UserError
+from core.io import load_checkpoint
 
 CHECKPOINT_FORMAT = "shoegan-gan/1"
 CHECKPOINTS = ("best", "last")

@@ -31,16 +31,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augment.gan_config import SynthConfig
-from augment.gan_eval import build_named_extractor, class_features, features, fid_kid_dict
-from augment.models import build_generator
+from augment.gan.config import SynthConfig
+from augment.gan.evaluate import build_named_extractor, class_features, features, fid_kid_dict
+from augment.gan.models import build_generator
 from augment.sampling import LoadedGan, class_generator, class_images, load_gan
-from classify.cliutil import make_progress
-from classify.data import ImageTensors, load_samples, save_png, scan_dataset
-from classify.device import configure_cpu_threads, resolve_device
-from classify.errors import UserError
-from classify.runio import is_inside, sha256_file, write_json
-from classify.trainrun import now, versions
+from classify.training.run import now, versions
+from core.data import ImageTensors, load_samples, save_png, scan_dataset
+from core.device import configure_cpu_threads, resolve_device
+from core.errors import UserError
+from core.io import is_inside, sha256_file, write_json
+from core.progress import make_progress
 
 MANIFEST_FORMAT = "shoegan-synthetic/1"
 

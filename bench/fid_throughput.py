@@ -48,7 +48,7 @@ def run_torch_fidelity(
 ) -> dict:
     import torch_fidelity
 
-    from classify.data import IMAGE_EXTENSIONS
+    from core.data import IMAGE_EXTENSIONS
 
     return torch_fidelity.calculate_metrics(
         input1=str(real),
@@ -96,7 +96,7 @@ def main() -> None:
         import torch
 
         from augment.fid import FeatureCache, build_extractor, list_images
-        from classify.device import configure_cpu_threads
+        from core.device import configure_cpu_threads
 
         threads = configure_cpu_threads()
         if args.real and args.fake:

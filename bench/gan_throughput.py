@@ -1,7 +1,7 @@
 """GAN training throughput: our conditional DCGAN step against a textbook DCGAN step.
 
 Runs, in one process and interleaved (so a busy machine slows both alike), one D step + one G step of
-- ``ours``: :class:`augment.gan_train.GanTrainer` (projection D, class-conditional G, hinge loss,
+- ``ours``: :class:`augment.gan.trainer.GanTrainer` (projection D, class-conditional G, hinge loss,
   EMA update), with the default DiffAugment policy and without it;
 - ``plain``: the PyTorch DCGAN tutorial written out (BCE with a sigmoid D, no conditioning, no
   augmentation, no EMA), with the same widths and image size,
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from augment.gan_config import GanConfig
-from augment.gan_train import GanTrainer
-from classify.data import ImageTensors
+from augment.gan.config import GanConfig
+from augment.gan.trainer import GanTrainer
+from core.data import ImageTensors
 
 
 def plain_generator(nz: int, ngf: int, size: int) -> nn.Module:

@@ -34,10 +34,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from classify.cliutil import console, make_progress  # noqa: E402
-from classify.device import configure_cpu_threads  # noqa: E402
 from classify.models import ModelConfig, build_model  # noqa: E402
 from classify.models.profile import count_parameters  # noqa: E402
+from core.device import configure_cpu_threads  # noqa: E402
+from core.progress import console, make_progress  # noqa: E402
 
 # (label, our registry name or None, timm model name or None, timm kwargs)
 CONTENDERS = (

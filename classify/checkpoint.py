@@ -13,12 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from classify.config import TrainConfig
-from classify.data import to_model_input
-from classify.device import autocast, memory_format, resolve_device
-from classify.errors import UserError
 from classify.models import ModelConfig, build_model
-from classify.runio import load_checkpoint
+from classify.training.config import TrainConfig
+from core.data import to_model_input
+from core.device import autocast, memory_format, resolve_device
+from core.errors import UserError
+from core.io import load_checkpoint
 
 CHECKPOINT_FORMAT = "shoegan-classifier/1"
 CHECKPOINT_FILES = {"best": "best.pt", "last": "last.pt"}

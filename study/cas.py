@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from classify.config import TrainConfig
-from classify.errors import UserError
-from classify.runio import read_json, write_json
-from classify.synthetic import MANIFEST
+from classify.training.config import TrainConfig
+from classify.training.synthetic import MANIFEST
+from core.errors import UserError
+from core.io import read_json, write_json
 
 
 def synthetic_dataset(synthetic: str | Path) -> str:
@@ -45,9 +45,9 @@ def run_cas(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` (synthetic only), evaluate it on the real test set and annotate the manifest."""
-    from classify.evaluate import evaluate_run, read_metrics
-    from classify.train import train
-    from classify.train_all import evaluation_current, training_complete
+    from classify.evaluation.evaluate import evaluate_run, read_metrics
+    from classify.training.train_all import evaluation_current, training_complete
+    from classify.training.trainer import train
 
     if cfg.synthetic is None or cfg.train_on != "synthetic":
         raise ValueError("run_cas needs a config made by cas_config")

@@ -1,7 +1,7 @@
 """Test fixtures for evaluation and Grad-CAM: a tiny generated dataset and a run folder written in
 the contract format (config.json, history.jsonl with FAKE epochs, best.pt/last.pt).
 
-The model is trained for a few steps here (not by classify.train) so the tests do not depend on the
+The model is trained for a few steps here (not by classify.training.trainer) so the tests do not depend on the
 training code; the history records are invented numbers for plotting only.
 """
 
@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from classify.config import TrainConfig
-from classify.data import to_model_input
 from classify.models import ModelConfig, build_model
-from classify.runio import save_checkpoint, write_json
-from classify.seeding import rng_state
+from classify.training.config import TrainConfig
+from core.data import to_model_input
+from core.io import save_checkpoint, write_json
+from core.seeding import rng_state
 
 CLASS_NAMES = ["boot", "sandal", "sneaker"]
 SIZE = 32

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from augment.gan_config import GanConfig
+from augment.gan.config import GanConfig
 
 COLOURS = {"blue": (20, 40, 230), "red": (230, 30, 30)}  # sorted order: blue = 0, red = 1
 

@@ -15,10 +15,10 @@ import torch
 from shapes_dataset import make_shapes_dataset
 from typer.testing import CliRunner
 
-from classify.errors import UserError
-from classify.evaluate import Predictions, read_predictions
-from classify.runio import read_json
-from study.compare import (
+from classify.evaluation.evaluate import Predictions, read_predictions
+from core.errors import UserError
+from core.io import read_json
+from study.compare.runs import (
     RunResult,
     check_pairable,
     compare_runs,
@@ -26,7 +26,7 @@ from study.compare import (
     pair_numbers,
     parse_run_list,
 )
-from study.report import build_blocks, render_html, render_markdown
+from study.report.document import build_blocks, render_html, render_markdown
 from study.stats import bootstrap_delta, mcnemar_exact, mean_std
 
 CLASSES = ["circle", "square", "triangle"]
@@ -47,8 +47,8 @@ def _fid(value: float) -> dict[str, float | int]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """A shapes dataset, a synthetic set with a manifest, and two runs trained for one epoch."""
-    from classify.config import TrainConfig
-    from classify.train import train
+    from classify.training.config import TrainConfig
+    from classify.training.trainer import train
 
     root = tmp_path_factory.mktemp("compare")
     data = make_shapes_dataset(root / "data", train_per_class=8, test_per_class=6, size=32)
@@ -209,7 +209,7 @@ def test_compare_seed_lists(runs: dict[str, Path]) -> None:
 
 
 def test_compare_refuses_different_test_sets(runs: dict[str, Path]) -> None:
-    from classify.evaluate import evaluate_run
+    from classify.evaluation.evaluate import evaluate_run
 
     other_data = runs["root"] / "data_other"
     shutil.copytree(runs["data"], other_data)

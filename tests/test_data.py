@@ -12,8 +12,8 @@ import pytest
 from shapes_dataset import make_shapes_dataset, tree_digest
 from typer.testing import CliRunner
 
-from classify.data import load_samples, scan_dataset, warn_skipped
-from classify.errors import UserError
+from core.data import load_samples, scan_dataset, warn_skipped
+from core.errors import UserError
 
 TINY = ["--image-size", "32", "--width", "0.0625", "--batch-size", "16", "--epochs", "1",
         "--device", "cpu", "--no-progress"]  # fmt: skip

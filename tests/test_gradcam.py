@@ -10,9 +10,8 @@ from eval_fixtures import CLASS_NAMES, copy_run, dataset_tensors, shared_run
 from typer.testing import CliRunner
 
 from classify.checkpoint import load_classifier
-from classify.errors import UserError
-from classify.evaluate import read_metrics, update_metrics
-from classify.gradcam import (
+from classify.evaluation.evaluate import read_metrics, update_metrics
+from classify.explain.gradcam import (
     CamOptions,
     cam_faithfulness,
     class_targets,
@@ -22,6 +21,7 @@ from classify.gradcam import (
     render_cams,
     select_per_class,
 )
+from core.errors import UserError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

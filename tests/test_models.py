@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from classify.errors import UserError
 from classify.models import MODEL_REGISTRY, RESNET_MODELS, ModelConfig, build_model, model_names
 from classify.models.attention import CBAM, CBAM_POOL_TYPES, ChannelGate, SqueezeExcite
 from classify.models.gating import CHANNELS, SPACE, pool
 from classify.models.profile import count_parameters, forward_gflops
+from core.errors import UserError
 
 TINY = 0.125
 

@@ -11,11 +11,11 @@ import torch
 from gan_helpers import make_colour_dataset, single_thread, stand_in_extractor, tiny_config
 from typer.testing import CliRunner
 
-from augment.gan_config import SynthConfig
-from augment.gan_train import train_gan
+from augment.gan.config import SynthConfig
+from augment.gan.trainer import train_gan
 from augment.synthesize import synthesize
-from classify.errors import UserError
-from classify.runio import sha256_file
+from core.errors import UserError
+from core.io import sha256_file
 
 
 @pytest.fixture(autouse=True)

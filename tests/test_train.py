@@ -12,13 +12,10 @@ import torch
 from shapes_dataset import make_shapes_dataset, tree_digest
 from typer.testing import CliRunner
 
-from classify.augmentation import AUGMENTATIONS, augment_batch, pad_crop, resized_crop_params
-from classify.config import AUGMENTS, OPTIMIZERS, SCHEDULERS, TrainConfig
-from classify.errors import UserError
-from classify.interrupts import InterruptGuard
 from classify.models import ModelConfig, build_model
-from classify.optim import OPTIMIZERS as OPTIMIZER_REGISTRY
-from classify.optim import (
+from classify.training.config import AUGMENTS, OPTIMIZERS, SCHEDULERS, TrainConfig
+from classify.training.optim import OPTIMIZERS as OPTIMIZER_REGISTRY
+from classify.training.optim import (
     SCHEDULES,
     apply_schedule,
     build_optimizer,
@@ -26,8 +23,11 @@ from classify.optim import (
     cosine_factor,
     onecycle_factor,
 )
-from classify.runio import load_checkpoint, read_json, read_jsonl
-from classify.train import TrainCallback, TrainInterrupted, train
+from classify.training.trainer import TrainCallback, TrainInterrupted, train
+from classify.transforms import AUGMENTATIONS, augment_batch, pad_crop, resized_crop_params
+from core.errors import UserError
+from core.interrupts import InterruptGuard
+from core.io import load_checkpoint, read_json, read_jsonl
 
 TINY = dict(image_size=32, width=0.0625, batch_size=16, device="cpu", seed=3)
 
@@ -248,11 +248,11 @@ def test_run_folder_contents(shapes: Path, reference: Path) -> None:
 def test_train_never_reads_the_test_split(
     shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import classify.data
+    import core.data
 
     seen: list[Path] = []
-    real = classify.data.decode_image
-    monkeypatch.setattr(classify.data, "decode_image", lambda p, *a: seen.append(p) or real(p, *a))
+    real = core.data.decode_image
+    monkeypatch.setattr(core.data, "decode_image", lambda p, *a: seen.append(p) or real(p, *a))
     before = tree_digest(shapes)
     train(_cfg(shapes, tmp_path, "t", epochs=1), progress=False)
     assert len(seen) == 36 and all(p.parent.parent.name == "train" for p in seen)
@@ -366,25 +366,25 @@ def test_cli_train_end_to_end(
     assert conflict.exit_code == 2 and "lr (saved None, given 0.5)" in conflict.output
 
     # A Ctrl-C inside a step (e.g. a second Ctrl-C) must not save a half-updated state.
-    import classify.train
+    import classify.training.trainer
 
     calls = {"n": 0}
-    step = classify.train.Trainer.train_step
+    step = classify.training.trainer.Trainer.train_step
 
-    def flaky(self: classify.train.Trainer, *a: object) -> tuple[float, int]:
+    def flaky(self: classify.training.trainer.Trainer, *a: object) -> tuple[float, int]:
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
         return step(self, *a)
 
-    monkeypatch.setattr(classify.train.Trainer, "train_step", flaky)
+    monkeypatch.setattr(classify.training.trainer.Trainer, "train_step", flaky)
     extend = ["train", "--runs-dir", str(tmp_path), "--name", "cbam", "--resume", "--epochs", "2",
               "--no-progress"]  # fmt: skip
     stopped = runner.invoke(app, extend)
     assert stopped.exit_code == 130 and "--resume" in stopped.output, stopped.output
     assert load_checkpoint(tmp_path / "cbam" / "last.pt")["position"] is None
 
-    monkeypatch.setattr(classify.train.Trainer, "train_step", step)
+    monkeypatch.setattr(classify.training.trainer.Trainer, "train_step", step)
     resumed = runner.invoke(app, extend)
     assert resumed.exit_code == 0, resumed.output
     assert [r["epoch"] for r in read_jsonl(tmp_path / "cbam" / "history.jsonl")] == [1, 2]

@@ -40,7 +40,7 @@ def test_train_all_trains_ranks_and_resumes(tmp_path: Path) -> None:
 
 
 def test_pick_best_ties_go_to_fewer_parameters() -> None:
-    from classify.train_all import pick_best
+    from classify.training.train_all import pick_best
 
     rows = [
         {"run": "a", "val_acc": 0.9, "params": 30},

@@ -14,12 +14,7 @@ from eval_fixtures import write_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
-from classify.config import TrainConfig
-from classify.errors import UserError
-from classify.models import ModelConfig, build_model, is_vit, model_names
-from classify.models.profile import count_parameters
-from classify.runio import load_checkpoint, read_json
-from classify.vit_attention import (
+from classify.explain.vit_attention import (
     AttentionRecorder,
     attention_modules,
     attention_rollout,
@@ -30,6 +25,11 @@ from classify.vit_attention import (
     rollout_map,
     to_unit_maps,
 )
+from classify.models import ModelConfig, build_model, is_vit, model_names
+from classify.models.profile import count_parameters
+from classify.training.config import TrainConfig
+from core.errors import UserError
+from core.io import load_checkpoint, read_json
 
 SMALL = dict(num_classes=3, image_size=16, width=0.25)
 
@@ -220,8 +220,8 @@ def _cfg(data: Path, runs: Path, name: str = "vit", **kw: object) -> TrainConfig
 
 @pytest.fixture(scope="module")
 def vit_run(halves: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from classify.evaluate import evaluate_run
-    from classify.train import train
+    from classify.evaluation.evaluate import evaluate_run
+    from classify.training.trainer import train
 
     runs = tmp_path_factory.mktemp("runs")
     train(_cfg(halves, runs), progress=False)
@@ -239,7 +239,7 @@ def test_the_vit_learns_a_separable_set_above_chance(vit_run: Path) -> None:
 def test_vit_resume_is_exact(halves: Path, tmp_path: Path) -> None:
     from test_train import StopAt
 
-    from classify.train import TrainInterrupted, train
+    from classify.training.trainer import TrainInterrupted, train
 
     short = dict(epochs=2)
     train(_cfg(halves, tmp_path, "ref", **short), progress=False)
@@ -255,7 +255,7 @@ def test_gradcam_works_on_the_token_grid(vit_run: Path) -> None:
     from eval_fixtures import dataset_tensors
 
     from classify.checkpoint import load_classifier
-    from classify.gradcam import cam_faithfulness, compute_cams
+    from classify.explain.gradcam import cam_faithfulness, compute_cams
 
     loaded = load_classifier(vit_run.name, "best", vit_run.parent, "cpu")
     images, labels = dataset_tensors(6, seed=5)
@@ -325,7 +325,7 @@ def test_attention_command_refuses_a_resnet(halves: Path, tmp_path: Path) -> Non
 
 
 def test_train_all_trains_a_vit_beside_a_resnet(halves: Path, tmp_path: Path) -> None:
-    from classify.train_all import TrainAllOptions, train_all
+    from classify.training.train_all import TrainAllOptions, train_all
 
     base = replace(_cfg(halves, tmp_path), epochs=1, vit_depth=1, width=0.0625)
     summary = train_all(base, TrainAllOptions(models=("resnet50", "vit-tiny"), cam_per_class=1))
@@ -383,7 +383,7 @@ def test_explain_puts_cnn_and_vit_maps_in_one_figure(
 
 
 def test_position_embedding_and_class_token_are_not_decayed() -> None:
-    from classify.optim import parameter_groups
+    from classify.training.optim import parameter_groups
 
     model = _vit()
     decay, no_decay = parameter_groups(model, 0.05)

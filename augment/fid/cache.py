@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classify.runio import atomic_write_bytes
+from core.io import atomic_write_bytes
 
 CACHE_ENV = "SHOEGAN_CACHE_DIR"
 FEATURE_CACHE_VERSION = "shoegan-fid-features/1"  # bump when decoding or the key recipe changes

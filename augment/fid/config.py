@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from classify.errors import UserError
+from core.errors import UserError
 
 INCEPTION = "inception-v3-compat"  # torch-fidelity's registry name for the FID InceptionV3
 

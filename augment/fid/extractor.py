@@ -18,8 +18,8 @@ import torch
 from augment.fid.config import INCEPTION
 from augment.fid.standin import RandomConvExtractor
 from augment.fid.weights import InceptionWeights, prepare_inception_weights
-from classify.device import resolve_device
-from classify.errors import UserError
+from core.device import resolve_device
+from core.errors import UserError
 
 POOL_FEATURES = "2048"  # torch-fidelity's name for the pool3 features FID and KID use
 

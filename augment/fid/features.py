@@ -16,7 +16,7 @@ import torch
 from augment.fid.cache import FeatureCache, feature_key
 from augment.fid.extractor import Extractor
 from augment.fid.sources import FeatureSource, check_image_tensor, decode_rgb, source_paths
-from classify.errors import UserError
+from core.errors import UserError
 
 Progress = Callable[[int], None]
 PIXEL_BUDGET = 64 * 512 * 512  # input pixels per extractor call: bounds memory on large photos

@@ -20,7 +20,7 @@ import torch
 from augment.fid.extractor import Extractor
 from augment.fid.features import features_of
 from augment.fid.sources import FeatureSource, source_size
-from classify.errors import UserError
+from core.errors import UserError
 
 KID_SUBSET_SIZE = 1000  # torch-fidelity's and the KID paper's default, used when both sets allow it
 KID_SUBSETS = 100

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from classify.data import IMAGE_EXTENSIONS, is_image_file
-from classify.errors import UserError
+from core.data import IMAGE_EXTENSIONS, is_image_file
+from core.errors import UserError
 
 FeatureSource = Union[str, Path, Sequence[Union[str, Path]], torch.Tensor]  # noqa: UP007
 
@@ -64,7 +64,7 @@ def check_image_tensor(images: torch.Tensor) -> None:
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
         raise UserError(
             f"image tensor of {images.dtype} {tuple(images.shape)}: expected uint8 N x 3 x H x W "
-            "(convert float [-1, 1] images with classify.data.to_uint8)"
+            "(convert float [-1, 1] images with core.data.to_uint8)"
         )
 
 

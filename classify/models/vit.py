@@ -6,7 +6,7 @@ We only add what the toolkit needs around the library model: named sizes (``vit-
 the ``--width`` multiplier applied to the embedding and MLP widths (heads kept), and the Grad-CAM
 hooks (:meth:`ViT.cam_target_layers`, :meth:`ViT.cam_reshape_transform`). The blocks' own
 ``forward`` methods are untouched: attention weights are read by hooks on the library's
-``nn.MultiheadAttention`` modules (:mod:`classify.vit_attention`).
+``nn.MultiheadAttention`` modules (:mod:`classify.explain.vit_attention`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The class-conditional DCGAN: configuration, models, losses, DiffAugment, EMA and its trainer."""

@@ -1,0 +1,1 @@
+"""Test-set evaluation of a trained classifier: metrics, predictions, figures."""

@@ -1,0 +1,1 @@
+"""Classifier training: configuration, presets, the trainer, optimizers and schedules, train-all."""

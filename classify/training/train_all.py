@@ -1,0 +1,117 @@
+"""Train several registered models with the same data, seed and budget; evaluate each on the test
+set, score its Grad-CAM faithfulness, and name the best by validation accuracy.
+
+The test set never chooses: the best model is the one with the highest best-epoch validation
+accuracy, ties going to the cheaper model (fewer parameters). ``runs/models.json`` records the
+table and the choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from classify.training.config import TrainConfig
+from core.io import read_json, read_jsonl, write_json
+
+MODELS_JSON = "models.json"
+
+
+@dataclass(frozen=True)
+class TrainAllOptions:
+    models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam", "vit-tiny")
+    prefix: str = ""  # run names are <prefix><model>
+    cam_method: str = "gradcam"
+    cam_per_class: int = 4
+    resume: bool = False  # finished runs are kept, unfinished ones continued
+    overwrite: bool = False
+
+
+def run_name(prefix: str, model: str) -> str:
+    return f"{prefix}{model}"
+
+
+def training_complete(run_dir: Path, epochs: int) -> bool:
+    """True when ``run_dir`` holds a finished run of ``epochs`` epochs (history and best.pt)."""
+    return (run_dir / "best.pt").is_file() and len(read_jsonl(run_dir / "history.jsonl")) >= epochs
+
+
+def evaluation_current(run_dir: Path) -> bool:
+    """True when eval/metrics.json exists, is newer than best.pt and was made from best.pt."""
+    metrics = run_dir / "eval" / "metrics.json"
+    if not metrics.is_file() or metrics.stat().st_mtime < (run_dir / "best.pt").stat().st_mtime:
+        return False
+    return read_json(metrics).get("checkpoint") == "best"
+
+
+def train_evaluate(
+    cfg: TrainConfig, *, resume: bool, overwrite: bool, cam_method: str, cam_per_class: int
+) -> dict[str, Any]:
+    """Train (or finish) one run, evaluate it, score its CAM; return its row for the table."""
+    from classify.checkpoint import load_classifier
+    from classify.evaluation.evaluate import evaluate_run, read_metrics
+    from classify.explain.gradcam import CamOptions, gradcam_run
+    from classify.models.profile import count_parameters
+    from classify.training.trainer import train
+
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    if not (resume and training_complete(run_dir, cfg.epochs)):
+        partial = resume and (run_dir / "last.pt").is_file()
+        train(cfg, resume=partial, overwrite=overwrite and not partial)
+    if not evaluation_current(run_dir):
+        evaluate_run(run_dir, "best", show_progress=True, device=cfg.device)
+    metrics = read_metrics(run_dir)
+    if cam_per_class > 0 and cam_method not in metrics.get("cam", {}):
+        loaded = load_classifier(run_dir, "best", device=cfg.device)
+        gradcam_run(loaded, CamOptions(method=cam_method), cam_per_class)
+        metrics = read_metrics(run_dir)
+    loaded = load_classifier(run_dir, "best", device="cpu")
+    history = read_jsonl(run_dir / "history.jsonl")
+    cam = metrics.get("cam", {}).get(cam_method, {})
+    return {
+        "run": cfg.name,
+        "model": cfg.model,
+        "params": count_parameters(loaded.model),
+        "val_acc": loaded.val_acc,
+        "best_epoch": loaded.best_epoch,
+        "test_acc": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "cam_faithfulness": cam.get("value"),
+        "cam_metric": cam.get("metric"),
+        "seconds_per_epoch": sum(r["seconds"] for r in history) / max(1, len(history)),
+    }
+
+
+def pick_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Highest validation accuracy; ties to fewer parameters (then registry order)."""
+    return min(rows, key=lambda r: (-(r["val_acc"] or 0.0), r["params"]))
+
+
+def train_all(base: TrainConfig, options: TrainAllOptions) -> dict[str, Any]:
+    """Train every model of ``options.models`` from ``base`` and write ``runs/models.json``."""
+    rows = []
+    for model in options.models:
+        cfg = replace(base, model=model, name=run_name(options.prefix, model))
+        rows.append(
+            train_evaluate(
+                cfg,
+                resume=options.resume,
+                overwrite=options.overwrite,
+                cam_method=options.cam_method,
+                cam_per_class=options.cam_per_class,
+            )
+        )
+    best = pick_best(rows)
+    summary = {
+        "best": best["run"],
+        "best_model": best["model"],
+        "criterion": "best-epoch validation accuracy; ties to fewer parameters",
+        "data": base.data,
+        "seed": base.seed,
+        "config": {**base.to_dict(), "model": None, "name": None},
+        "runs": rows,
+    }
+    write_json(Path(base.runs_dir) / f"{options.prefix}{MODELS_JSON}", summary)
+    return summary

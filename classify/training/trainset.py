@@ -1,0 +1,99 @@
+"""What a classifier trains and validates on, in memory: the decoded training split, its seeded
+stratified validation part, optional synthetic images; and the evaluation pass over such tensors.
+
+The test split is never read here (only evaluation reads it). The synthetic images of
+``TrainConfig.synthetic`` (:mod:`classify.training.synthetic`) join the training part only, after the split, so
+validation stays real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from classify.training.batches import ordered_batches
+from classify.training.config import TrainConfig
+from core.data import DatasetIndex, ImageTensors, load_samples, stratified_split, to_model_input
+from core.device import autocast, memory_format
+from core.errors import UserError
+
+
+@dataclass
+class TrainingSet:
+    """What a run trains and validates on. ``train`` may hold synthetic images after the real ones;
+    ``val`` is real only."""
+
+    train: ImageTensors
+    val: ImageTensors
+    real_train_counts: list[int]  # per class, before synthetic images were added
+    synthetic: dict[str, Any] | None = None
+
+
+def build_training_set(
+    cfg: TrainConfig, index: DatasetIndex, progress: Callable[[int], None] | None = None
+) -> TrainingSet:
+    """Decode the training split, carve the seeded stratified validation split out of it, and
+    append the synthetic images of ``cfg.synthetic`` (if any) to the training part."""
+    full = load_samples(
+        index.train,
+        index.class_names,
+        cfg.image_size,
+        resize_mode=cfg.resize_mode,
+        workers=cfg.workers,
+        strict=cfg.strict,
+        progress=progress,
+    )
+    train_idx, val_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
+    train, val = full.subset(train_idx), full.subset(val_idx)
+    train.skipped = full.skipped
+    if len(train) < 2:
+        raise UserError(f"{index.root / 'train'}: {len(train)} training image(s); need at least 2")
+    real_counts = train.class_counts()
+    synthetic = None
+    if cfg.synthetic is not None:
+        from classify.training.synthetic import concat, load_synthetic
+
+        extra, synthetic = load_synthetic(
+            cfg.synthetic,
+            train,
+            ratio=cfg.synthetic_ratio,
+            seed=cfg.seed,
+            image_size=cfg.image_size,
+            resize_mode=cfg.resize_mode,
+            workers=cfg.workers,
+        )
+        train = extra if cfg.train_on == "synthetic" else concat(train, extra)
+    elif cfg.train_on == "synthetic":
+        raise UserError("--train-on synthetic needs --synthetic DIR (a `cli synthesize` folder)")
+    return TrainingSet(train, val, real_counts, synthetic)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module, data: ImageTensors, device: torch.device, batch_size: int
+) -> tuple[float, float]:
+    """Mean cross-entropy (no label smoothing) and accuracy of ``model`` on ``data``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for idx in ordered_batches(len(data), batch_size):
+        x = to_device(data.images[idx], device)
+        y = to_device(data.labels[idx], device)
+        with autocast(device):
+            logits = model(to_model_input(x).contiguous(memory_format=memory_format(device)))
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    model.train(was_training)
+    return loss_sum / len(data), correct / len(data)
+
+
+def to_device(tensor: Tensor, device: torch.device) -> Tensor:
+    """Copy to ``device``; on CUDA from pinned memory without blocking, overlapping compute."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -1,0 +1,144 @@
+"""``cli compare A B``: the comparison report of two classifier runs (or two lists of seeds)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from classify.explain.methods import CAM_METHODS
+from commands.common import user_errors
+from core.progress import console, err_console
+from study.compare.config import CompareConfig
+
+CamChoice = Enum("CamChoice", [(k, k) for k in CAM_METHODS], type=str)  # type: ignore[misc]
+DEFAULTS = CompareConfig()
+
+RUNS_HELP = (
+    "Run name under --runs-dir or path to a run folder; several seeds of one setup as a "
+    "comma-separated list (e.g. base_s0,base_s1). Side {side} of the comparison."
+)
+
+
+def compare_command(
+    a: str = typer.Argument(..., metavar="A", help=RUNS_HELP.format(side="A (the baseline)")),
+    b: str = typer.Argument(
+        ..., metavar="B", help=RUNS_HELP.format(side="B (e.g. retrained with synthetic)")
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Report folder (default: reports/<A>-vs-<B>)."
+    ),
+    cam_method: CamChoice = typer.Option(  # type: ignore[valid-type]
+        DEFAULTS.cam_method, "--cam-method", help="Class activation map method for the grid."
+    ),
+    per_class: int = typer.Option(
+        DEFAULTS.per_class,
+        "--per-class",
+        help="Test images per class in the Grad-CAM grid (0: none).",
+    ),
+    checkpoint: str = typer.Option(
+        DEFAULTS.checkpoint, "--checkpoint", help="best (highest val accuracy) or last."
+    ),
+    runs_dir: Path = typer.Option(
+        Path(DEFAULTS.runs_dir), "--runs-dir", help="Folder holding the runs."
+    ),
+    seed: int = typer.Option(
+        DEFAULTS.seed, "--seed", help="Seed of the bootstrap, the Grad-CAM and sample image choice."
+    ),
+    resamples: int = typer.Option(
+        DEFAULTS.resamples, "--resamples", help="Bootstrap resamples of the test set."
+    ),
+    device: str = typer.Option(DEFAULTS.device, "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Compare two classifier runs on their paired test predictions: accuracy delta with a
+    bootstrap 95% interval, McNemar's exact test, per-class recall, curves, confusion matrices,
+    Grad-CAM on the same images, and the synthetic set's FID/KID. Writes report.md, report.html
+    (self-contained) and report.json. Several seeds per side: `cli compare a0,a1 b0,b1` (pairs
+    a0-b0, a1-b1; mean ± sd over seeds; pictures from the first pair)."""
+    from study.compare.job import run_compare
+    from study.compare.runs import parse_run_list
+
+    cfg = CompareConfig(
+        a=parse_run_list(a),
+        b=parse_run_list(b),
+        out=str(out) if out else None,
+        cam_method=cam_method.value,
+        per_class=per_class,
+        checkpoint=checkpoint,
+        runs_dir=str(runs_dir),
+        seed=seed,
+        resamples=resamples,
+        device=device,
+    )
+    try:
+        report, folder = run_compare(cfg)
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted[/yellow]: files are written atomically; nothing "
+            "half-written. Run the command again.",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    print_summary(report, folder)
+
+
+def print_summary(report: dict[str, Any], folder: Path) -> None:
+    """The headline numbers as a Rich table, then the verdict sentence."""
+    from rich.table import Table
+
+    from study.report.document import num, pct, pts, pval
+
+    a, b = report["runs"]["A"][0], report["runs"]["B"][0]
+    pair = report["pairs"][0]
+    boot = pair["bootstrap"]
+    table = Table(title=f"A: {a['name']}  vs  B: {b['name']}  ({report['n_test']} test images)")
+    for column in ("", "A", "B", "B − A"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row("test accuracy", pct(a["accuracy"]), pct(b["accuracy"]), pts(boot["delta"]))
+    table.add_row(
+        "macro-F1", num(a["macro_f1"]), num(b["macro_f1"]), f"{b['macro_f1'] - a['macro_f1']:+.4f}"
+    )
+    table.add_row(
+        f"{report['confidence']:.0%} bootstrap CI",
+        "",
+        "",
+        f"{100 * boot['low']:+.2f} to {100 * boot['high']:+.2f} pts",
+    )
+    table.add_row("McNemar exact p", "", "", pval(pair["mcnemar"]["p_value"]))
+    seeds = report["seeds"]
+    if seeds["A"]["n"] > 1 or seeds["B"]["n"] > 1:
+        deltas = report["deltas"]
+        for key, label, scale, unit in (
+            ("accuracy", "accuracy, mean ± sd", 100.0, "%"),
+            ("macro_f1", "macro-F1, mean ± sd", 1.0, ""),
+        ):
+            cells = [
+                f"{scale * seeds[s][key]['mean']:.2f} ± {scale * seeds[s][key]['std']:.2f}{unit}"
+                for s in ("A", "B")
+            ]
+            delta = (
+                f"{100 * deltas['delta_mean']:+.2f} ± {100 * deltas['delta_std']:.2f} pts"
+                if key == "accuracy"
+                else ""
+            )
+            table.add_row(label, *cells, delta)
+        table.caption = (
+            f"seeds: A {seeds['A']['n']}, B {seeds['B']['n']}; paired tests on the first pair"
+        )
+    console.print(table)
+    colour = (
+        "green"
+        if pair["significant"] and boot["delta"] > 0
+        else ("red" if pair["significant"] else "white")
+    )
+    console.print(f"[bold {colour}]{report['verdict']}[/bold {colour}]", highlight=False)
+    console.print(
+        f"wrote {folder}/ (report.html, report.md, report.json, {len(report['figures'])} figures)",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(user_errors(compare_command))

@@ -1,0 +1,91 @@
+"""``cli models``: the registered classifiers with their parameter counts and forward GFLOPs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from commands.common import user_errors
+from core.progress import console
+
+
+def models_command(
+    num_classes: int = typer.Option(3, "--num-classes", help="Output classes."),
+    image_size: int = typer.Option(64, "--image-size", help="Input size in px (square)."),
+    width: float = typer.Option(1.0, "--width", help="Channel multiplier (depth kept)."),
+    stem: str = typer.Option(
+        "auto",
+        "--stem",
+        help="ResNet stem: auto (small stem up to 64 px, ImageNet stem above), small, imagenet.",
+    ),
+    patch_size: int = typer.Option(0, "--patch-size", help="ViT patch size (0: 8 x 8 tokens)."),
+    vit_depth: int = typer.Option(0, "--vit-depth", help="ViT blocks (0: the named size's)."),
+    vit_heads: int = typer.Option(0, "--vit-heads", help="ViT heads (0: the named size's)."),
+) -> None:
+    """List every registered model with its parameter count and forward cost."""
+    import torch
+    from rich.table import Table
+
+    from classify.models import ModelConfig, build_model, is_vit, model_names
+    from classify.models.profile import count_parameters
+    from classify.models.resnet import resolve_stem
+
+    table = Table(
+        title=f"Classifiers at {image_size} px, {num_classes} classes, width {width:g}",
+        caption="GFLOPs: one image, forward, multiply-add = 2 FLOPs (convolutions and linear "
+        "layers only).",
+    )
+    for column in ("model", "layout", "parameters", "GFLOPs", "CAM map"):
+        table.add_column(column, justify="left" if column in ("model", "layout") else "right")
+    for name in model_names():
+        cfg = ModelConfig(
+            name=name,
+            num_classes=num_classes,
+            image_size=image_size,
+            width=width,
+            stem=stem,
+            patch_size=patch_size,
+            vit_depth=vit_depth,
+            vit_heads=vit_heads,
+        )
+        # Shapes and FLOPs need no real weights: the meta device skips allocation, init and compute.
+        with torch.device("meta"):
+            model = build_model(cfg)
+        gflops, cam = _gflops_and_cam_map(model, image_size)
+        table.add_row(
+            name,
+            _layout(model) if is_vit(name) else f"{resolve_stem(stem, image_size)} stem",
+            f"{count_parameters(model):,}",
+            f"{gflops:.3f}",
+            cam,
+        )
+    console.print(table)
+
+
+def _layout(model: Any) -> str:
+    """A ViT's shape in one phrase: patch size, blocks, heads, embedding width."""
+    patch = model.patch_size
+    return f"patch {patch}, {model.depth} x {model.num_heads} heads, dim {model.hidden_dim}"
+
+
+def _gflops_and_cam_map(model: Any, image_size: int) -> tuple[float, str]:
+    """Forward GFLOPs of one image and the spatial size of the Grad-CAM target layer's output."""
+    from classify.models.profile import forward_gflops
+
+    shapes: list[tuple[int, ...]] = []
+    target = model.cam_target_layers()[-1]
+    reshape = getattr(model, "cam_reshape_transform", None) or (lambda out: out)
+    hook = target.register_forward_hook(
+        lambda _m, _i, out: shapes.append(tuple(reshape(out).shape[2:]))
+    )
+    try:
+        gflops = forward_gflops(model, image_size)
+    finally:
+        hook.remove()
+    cam = "x".join(str(s) for s in shapes[-1]) if shapes and shapes[-1] else "-"
+    return gflops, cam
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(user_errors(models_command))

@@ -1,0 +1,1 @@
+"""Comparing classifier runs on paired test predictions, and the ``cli compare`` job."""

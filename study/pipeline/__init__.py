@@ -1,0 +1,1 @@
+"""``cli pipeline``: the whole study in one command."""

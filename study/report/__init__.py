@@ -1,0 +1,1 @@
+"""The comparison report: document blocks, Markdown and HTML renderers, figures."""

@@ -1,0 +1,208 @@
+"""Figures of the comparison report. Curves reuse :func:`classify.evaluation.figures.curves_figure`; the
+figures here put two models side by side. Same conventions as :mod:`classify.evaluation.figures`: plain data in,
+a matplotlib ``Figure`` out, built on an Agg canvas, never through ``pyplot``."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from classify.evaluation.figures import CORRECT_COLOUR, DPI, WRONG_COLOUR
+from classify.evaluation.metrics import row_normalised
+
+SIDE_COLOURS = ("C0", "C1")
+TITLE_CHARS = 20  # characters of a column title per line (a 128 px tile at 8 pt)
+METRIC_TITLES = {"accuracy": "test accuracy", "macro_f1": "macro-F1"}
+
+
+def _bare(ax: Any) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _matrix_panel(
+    ax: Any, fig: Figure, counts: np.ndarray, names: Sequence[str], title: str
+) -> None:
+    shares = row_normalised(counts)
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).set_label("share of the true class")
+    n = len(names)
+    for i in range(n):
+        for j in range(n):
+            colour = "white" if shares[i, j] > 0.55 else "black"
+            text = f"{counts[i, j]}" if n > 8 else f"{counts[i, j]}\n{100 * shares[i, j]:.1f}%"
+            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=8 if n > 8 else 9)
+    total = int(counts.sum())
+    accuracy = np.trace(counts) / total if total else 0.0
+    ax.set_title(f"{title}\naccuracy {100 * accuracy:.1f}%", fontsize=10)
+
+
+def _difference_panel(ax: Any, fig: Figure, a: np.ndarray, b: np.ndarray, n: int) -> None:
+    """Colour = change in row share (percentage points), so a diagonal gain and the off-diagonal
+    losses it comes from read together; text = change in counts."""
+    diff = b - a
+    share_diff = 100.0 * (row_normalised(b) - row_normalised(a))
+    limit = max(1.0, float(np.abs(share_diff).max()))
+    image = ax.imshow(share_diff, cmap="RdBu", norm=TwoSlopeNorm(0.0, -limit, limit))
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).set_label("row share change (points)")
+    for i in range(n):
+        for j in range(n):
+            strong = abs(share_diff[i, j]) > 0.6 * limit
+            text = f"{diff[i, j]:+d}" if n > 8 else f"{diff[i, j]:+d}\n{share_diff[i, j]:+.1f}"
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                color="white" if strong else "black",
+                fontsize=8 if n > 8 else 9,
+            )
+    ax.set_title("B - A\n(diagonal +: B right more often)", fontsize=10)
+
+
+def confusion_comparison_figure(
+    matrix_a: np.ndarray | Sequence[Sequence[int]],
+    matrix_b: np.ndarray | Sequence[Sequence[int]],
+    class_names: Sequence[str],
+    label_a: str,
+    label_b: str,
+) -> Figure:
+    """A's and B's confusion matrices (counts, row shares) and their difference B - A."""
+    a = np.asarray(matrix_a, dtype=np.int64)
+    b = np.asarray(matrix_b, dtype=np.int64)
+    n = len(class_names)
+    longest = max((len(c) for c in class_names), default=1)
+    side = max(3.0, 0.8 * n)
+    fig = Figure(figsize=(3 * (side + 1.3), side + 1.2 + 0.06 * longest))
+    axes = fig.subplots(1, 3)
+    _matrix_panel(axes[0], fig, a, class_names, f"A: {label_a}")
+    _matrix_panel(axes[1], fig, b, class_names, f"B: {label_b}")
+    _difference_panel(axes[2], fig, a, b, n)
+    rotate = longest > 6
+    for k, ax in enumerate(axes):
+        ax.set_xticks(
+            range(n),
+            labels=list(class_names),
+            rotation=30 if rotate else 0,
+            ha="right" if rotate else "center",
+            fontsize=8,
+        )
+        ax.set_yticks(range(n), labels=list(class_names) if k == 0 else [""] * n, fontsize=8)
+        ax.set_xlabel("predicted class")
+    axes[0].set_ylabel("true class")
+    fig.tight_layout()
+    return fig
+
+
+def cam_comparison_figure(
+    rows: Sequence[Any], labels: Sequence[str], title: str = "", groups: int | None = None
+) -> Figure:
+    """Rows = test images; columns = the image, then each model's map of its predicted class.
+
+    ``rows`` are :class:`study.compare.cams.CamRow`-like objects (``image``, ``overlays``, ``true``,
+    ``predicted``, ``confidence``, ``name``); the caption under a map (the model's predicted class
+    and its probability) is green when that model is right, red when wrong. Long lists are wrapped into ``groups`` blocks side by side (default: two
+    blocks above six images), read top to bottom, left block first.
+    """
+    groups = groups or (1 if len(rows) <= 6 else 2)
+    per_group = max(1, math.ceil(len(rows) / groups))
+    columns = 1 + len(labels)
+    tile_in = max(rows[0].image.shape[0] if rows else 128, 128) / DPI
+    fig = Figure(
+        figsize=(
+            groups * columns * (tile_in + 0.15) + 0.3 * groups,
+            per_group * (tile_in + 0.5) + 0.6,
+        ),
+        layout="constrained",
+    )
+    subfigs = np.atleast_1d(fig.subfigures(1, groups, wspace=0.04))
+    for g, subfig in enumerate(subfigs):
+        chunk = rows[g * per_group : (g + 1) * per_group]
+        axes = np.asarray(subfig.subplots(per_group, columns, squeeze=False))
+        for ax in axes.ravel():
+            _bare(ax)
+        for k, label in enumerate(["image", *labels]):
+            # Run names are long: wrap them (at hyphens too) to the tile's width.
+            wrapped = "\n".join(textwrap.wrap(label, width=TITLE_CHARS, break_on_hyphens=True))
+            axes[0, k].set_title(wrapped, fontsize=8, fontweight="bold")
+        for r, row in enumerate(chunk):
+            axes[r, 0].imshow(row.image, interpolation="nearest")
+            axes[r, 0].set_xlabel(f"true: {row.true}\n{row.name}", fontsize=8)
+            for k in range(len(labels)):
+                ax = axes[r, k + 1]
+                ax.imshow(row.overlays[k], interpolation="nearest")
+                right = row.predicted[k] == row.true
+                ax.set_xlabel(
+                    f"{row.predicted[k]} {100 * row.confidence[k]:.0f}%",
+                    fontsize=8,
+                    fontweight="bold",
+                    color=CORRECT_COLOUR if right else WRONG_COLOUR,
+                )
+        for r in range(len(chunk), per_group):
+            for ax in axes[r]:
+                ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def seeds_figure(
+    values: Mapping[str, Mapping[str, Sequence[float]]], labels: Sequence[str]
+) -> Figure:
+    """One dot per run, mean ± sd bar per side, for each metric: ``values[metric][side]``."""
+    metrics = list(values)
+    fig = Figure(figsize=(4.2 * len(metrics), 3.6))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics, strict=True):
+        for k, side in enumerate(values[metric]):
+            ys = np.asarray(values[metric][side], dtype=np.float64)
+            jitter = np.linspace(-0.08, 0.08, ys.size) if ys.size > 1 else np.zeros(1)
+            colour = SIDE_COLOURS[k % 2]
+            ax.scatter(k + jitter, ys, color=colour, zorder=3, s=28)
+            if ys.size > 1:
+                ax.errorbar(
+                    k + 0.22,
+                    ys.mean(),
+                    yerr=ys.std(ddof=1),
+                    fmt="s",
+                    color=colour,
+                    capsize=4,
+                    markersize=5,
+                )
+        ax.set_xticks(range(len(labels)), labels=list(labels), fontsize=9)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+        ax.set_title(METRIC_TITLES.get(metric, metric), fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("runs per side (dots) and mean ± sd over seeds (squares)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid_figure(images: Mapping[str, Sequence[np.ndarray]], title: str = "") -> Figure:
+    """Rows = classes, columns = images (H x W x 3 uint8), e.g. samples of a synthetic set."""
+    names = list(images)
+    n_rows = max(1, len(names))
+    n_cols = max((len(v) for v in images.values()), default=1) or 1
+    tile = 1.1
+    fig = Figure(figsize=(n_cols * tile + 1.4, n_rows * tile + 0.6))
+    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
+    for r, name in enumerate(names):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            _bare(ax)
+            if c < len(images[name]):
+                ax.imshow(images[name][c], interpolation="nearest")
+        axes[r, 0].set_ylabel(name, fontsize=10, fontweight="bold")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(h_pad=0.6, w_pad=0.3)
+    return fig
