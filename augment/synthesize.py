@@ -1,14 +1,12 @@
 """Write a synthetic training set from a trained GAN: ``synthetic/NAME/<class>/NNNNNN.png`` plus a
-self-describing ``manifest.json``.
+self-describing ``manifest.json`` (:class:`core.manifest.Manifest`).
 
 Deterministic: class ``c``'s noise comes from a generator seeded by ``(seed, c)`` and the EMA
 generator runs in eval mode, so the same seed (and batch size) gives byte-identical PNGs. Everything
 is written to a hidden temporary sibling folder that is renamed into place at the end, so an
 interrupted run leaves no half-written set. The manifest scores the set the way a user should read
-it: per-class FID/KID of the synthetic images against the real training images of that class, next
-to the "real-vs-real floor" (real training vs real test images of the class, with as many test
-images as synthetic ones, capped by the test set), i.e. what real data scores at these sample sizes,
-and to an untrained generator's score at the same sizes (the other end of the scale).
+it (:mod:`augment.synthesis_scores`): per-class FID/KID against the real training images of the
+class, next to the real-vs-real floor and an untrained generator's score at the same sample sizes.
 
 ``filter_with`` keeps only samples a trained classifier assigns to their intended class with at least
 ``min_confidence`` (a common "quality filter" for GAN augmentation), drawing more until each class
@@ -27,26 +25,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from augment.gan.config import SynthConfig
-from augment.gan.evaluate import build_named_extractor, class_features, features, fid_kid_dict
-from augment.gan.models import build_generator
+from augment.gan.evaluate import build_named_extractor
 from augment.sampling import LoadedGan, class_generator, class_images, load_gan
-from classify.training.run import now, versions
-from core.data import ImageTensors, load_samples, save_png, scan_dataset
-from core.device import configure_cpu_threads, resolve_device
+from augment.synthesis_scores import load_references, score_set
+from core.data import save_png
+from core.device import setup_device
 from core.errors import UserError
-from core.io import is_inside, sha256_file, write_json
+from core.io import sha256_file
+from core.manifest import MANIFEST, FidScores, Manifest, SampleFilter
 from core.progress import make_progress
-
-MANIFEST_FORMAT = "shoegan-synthetic/1"
+from core.rundir import is_inside, now, versions
 
 
 @dataclass
 class ClassBatch:
+    """One class's accepted samples and how many were drawn to get them."""
+
     images: torch.Tensor  # uint8, the accepted images
     drawn: int
     cap_hit: bool
@@ -54,17 +52,10 @@ class ClassBatch:
 
 def synthesize(
     cfg: SynthConfig, *, progress: bool = True, extractor: Any | None = None
-) -> dict[str, Any]:
+) -> Manifest:
     """Write the synthetic set (see the module docstring) and return its manifest."""
-    if cfg.per_class < 1:
-        raise UserError(f"--per-class {cfg.per_class}: must be at least 1")
-    if cfg.batch_size < 1:
-        raise UserError(f"--batch-size {cfg.batch_size}: must be at least 1")
-    if not 0.0 <= cfg.min_confidence <= 1.0:
-        raise UserError(f"--min-confidence {cfg.min_confidence}: must be in [0, 1]")
-    device = resolve_device(cfg.device)
-    if device.type == "cpu":
-        configure_cpu_threads()
+    _check_options(cfg)
+    device = setup_device(cfg.device)
     gan = load_gan(cfg.gan, cfg.checkpoint, cfg.runs_dir, device)
     out = cfg.out_dir()
     data_root = Path(gan.config.data)
@@ -76,6 +67,27 @@ def synthesize(
         for c, name in enumerate(gan.class_names):
             bar.describe(name)
             sets[name] = _draw_class(gan, c, cfg, classifier, device, bar.advance)
+    _check_drawn(sets, cfg)
+
+    fid = (
+        _score(gan, sets, cfg, device, extractor, progress) if cfg.fid else FidScores.not_computed()
+    )
+    manifest = _manifest(cfg, gan, sets, fid, out)
+    _write_set(out, sets, manifest)
+    return manifest
+
+
+def _check_options(cfg: SynthConfig) -> None:
+    if cfg.per_class < 1:
+        raise UserError(f"--per-class {cfg.per_class}: must be at least 1")
+    if cfg.batch_size < 1:
+        raise UserError(f"--batch-size {cfg.batch_size}: must be at least 1")
+    if not 0.0 <= cfg.min_confidence <= 1.0:
+        raise UserError(f"--min-confidence {cfg.min_confidence}: must be in [0, 1]")
+
+
+def _check_drawn(sets: dict[str, ClassBatch], cfg: SynthConfig) -> None:
+    """Refuse a class the filter left empty; warn about classes that hit the draw cap."""
     empty = [name for name, batch in sets.items() if len(batch.images) == 0]
     if empty:
         raise UserError(
@@ -89,13 +101,24 @@ def synthesize(
                 f"class {name!r}: only {len(batch.images)} of {cfg.per_class} samples reached "
                 f"--min-confidence {cfg.min_confidence} after {batch.drawn} draws "
                 f"({cfg.max_draw_factor}x the count); lower the threshold or train the GAN longer",
-                stacklevel=2,
+                stacklevel=3,
             )
 
-    fid = _score(gan, sets, cfg, device, extractor, progress) if cfg.fid else _no_fid()
-    manifest = _manifest(cfg, gan, sets, fid, out)
-    _write_set(out, sets, manifest)
-    return manifest
+
+def _score(
+    gan: LoadedGan,
+    sets: dict[str, ClassBatch],
+    cfg: SynthConfig,
+    device: torch.device,
+    extractor: Any | None,
+    progress: bool,
+) -> FidScores:
+    extractor = extractor or build_named_extractor(cfg.feature_extractor, device)
+    counts = {name: len(batch.images) for name, batch in sets.items()}
+    refs = load_references(gan, counts, cfg, device)
+    with _Bar(progress, refs.n_images() + sum(counts.values()), "FID/KID features") as bar:
+        images = {name: batch.images for name, batch in sets.items()}
+        return score_set(images, refs, extractor, bar, gan.config.image_size)
 
 
 class _Bar:
@@ -185,164 +208,48 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def _real_split(gan: LoadedGan, split: str) -> ImageTensors:
-    """The GAN's dataset split decoded exactly as for GAN training."""
-    index = scan_dataset(Path(gan.config.data))
-    if index.class_names != gan.class_names:
-        raise UserError(
-            f"{index.root}: classes {index.class_names} differ from the GAN's {gan.class_names}; "
-            "was the dataset changed after training?"
-        )
-    samples = index.train if split == "train" else index.test
-    return load_samples(samples, index.class_names, gan.config.image_size,
-                        resize_mode=gan.config.resize_mode, workers=gan.config.workers)  # fmt: skip
-
-
-def _score(
-    gan: LoadedGan,
-    sets: dict[str, ClassBatch],
-    cfg: SynthConfig,
-    device: torch.device,
-    extractor: Any | None,
-    progress: bool,
-) -> dict[str, Any]:
-    extractor = extractor or build_named_extractor(cfg.feature_extractor, device)
-    n_classes, size = len(gan.class_names), gan.config.image_size
-    train = _real_split(gan, "train")
-    test = _floor_subset(_real_split(gan, "test"), {n: len(b.images) for n, b in sets.items()},
-                         cfg.seed)  # fmt: skip
-    counts = {name: len(batch.images) for name, batch in sets.items()}
-    untrained = _untrained_sets(gan, counts, cfg, device) if cfg.untrained_reference else {}
-    total = len(train) + len(test) + sum(counts.values()) + sum(len(u) for u in untrained.values())
-    with _Bar(progress, total, "FID/KID features") as bar:
-        bar.describe("real train")
-        real_train = class_features(train.images, train.labels, n_classes, extractor,
-                                    progress=bar.advance)  # fmt: skip
-        bar.describe("real test (floor)")
-        real_test = class_features(test.images, test.labels, n_classes, extractor,
-                                   progress=bar.advance)  # fmt: skip
-        bar.describe("synthetic")
-        synthetic = {name: features(batch.images, extractor, progress=bar.advance)
-                     for name, batch in sets.items()}  # fmt: skip
-        bar.describe("untrained generator")
-        chance = {name: features(images, extractor, progress=bar.advance)
-                  for name, images in untrained.items()}  # fmt: skip
-    per_class, floor = {}, {}
-    for c, name in enumerate(gan.class_names):
-        if len(synthetic[name]) >= 2:
-            per_class[name] = fid_kid_dict(synthetic[name], real_train[c])
-        floor[name] = fid_kid_dict(real_test[c], real_train[c])
-    all_synthetic = np.concatenate([synthetic[n] for n in gan.class_names])
-    reference: dict[str, Any] = {}
-    if chance:
-        reference = {
-            "untrained_generator": {
-                name: fid_kid_dict(chance[name], real_train[c])
-                for c, name in enumerate(gan.class_names)
-                if len(chance[name]) >= 2
-            },
-            "untrained_generator_overall": fid_kid_dict(
-                np.concatenate(list(chance.values())), np.concatenate(real_train)
-            ),
-        }
-    return {
-        "extractor": extractor.name,
-        "reference": f"real training images of the class, at {size} px",
-        "per_class": per_class,
-        "overall": fid_kid_dict(all_synthetic, np.concatenate(real_train)),
-        "real_vs_real": floor,
-        "real_vs_real_overall": fid_kid_dict(np.concatenate(real_test), np.concatenate(real_train)),
-        **reference,
-        "note": "FID is biased upwards at small sample sizes: read a class's FID between its "
-        "real_vs_real floor (real test vs real train at the same sample size) and the untrained "
-        "generator's score (same architecture at initialisation, same sample size); KID is "
-        "unbiased.",
-    }
-
-
-def _untrained_sets(
-    gan: LoadedGan, counts: dict[str, int], cfg: SynthConfig, device: torch.device
-) -> dict[str, torch.Tensor]:
-    """Per class, as many images as the synthetic set has, from a generator of the same
-    architecture at its initialisation (seeded by ``cfg.seed``): the FID an untrained GAN gets,
-    the other end of the scale from the real-vs-real floor."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        generator = build_generator(gan.config, len(gan.class_names))
-    generator.to(device).eval().requires_grad_(False)
-    return {
-        name: class_images(
-            generator,
-            c,
-            counts[name],
-            class_generator(cfg.seed, c),
-            batch_size=cfg.batch_size,
-            device=device,
-        )  # fmt: skip
-        for c, name in enumerate(gan.class_names)
-        if counts[name] > 0
-    }
-
-
-def _floor_subset(test: ImageTensors, counts: dict[str, int], seed: int) -> ImageTensors:
-    """Per class, as many test images as synthetic ones (at least 2, at most all): the floor is then
-    measured at the synthetic set's sample sizes (FID's bias depends on them)."""
-    generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for c, name in enumerate(test.class_names):
-        members = torch.nonzero(test.labels == c).flatten()
-        n = max(2, min(len(members), counts[name]))
-        chosen.append(members[torch.randperm(len(members), generator=generator)[:n]].sort().values)
-    return test.subset(torch.cat(chosen))
-
-
-def _no_fid() -> dict[str, Any]:
-    return {"computed": False, "per_class": {}, "overall": None, "real_vs_real": {}}
-
-
 def _manifest(
     cfg: SynthConfig,
     gan: LoadedGan,
     sets: dict[str, ClassBatch],
-    fid: dict[str, Any],
+    fid: FidScores,
     out: Path,
-) -> dict[str, Any]:
+) -> Manifest:
     counts = {name: len(batch.images) for name, batch in sets.items()}
-    filt = None
+    sample_filter = None
     if cfg.filter_with:
-        filt = {
-            "classifier_run": cfg.filter_with,
-            "min_confidence": cfg.min_confidence,
-            "max_draw_factor": cfg.max_draw_factor,
-            "drawn": {name: b.drawn for name, b in sets.items()},
-            "acceptance_rate": {name: counts[name] / b.drawn for name, b in sets.items()},
-            "cap_hit": [name for name, b in sets.items() if b.cap_hit],
-        }
-    return {
-        "format": MANIFEST_FORMAT,
-        "gan_run": gan.run_dir.name,
-        "gan_run_dir": str(gan.run_dir),
-        "checkpoint": str(gan.checkpoint_path),
-        "checkpoint_sha256": sha256_file(gan.checkpoint_path),
-        "gan_iteration": gan.iteration,
-        "per_class_models": gan.config.per_class_models,
-        "seed": cfg.seed,
-        "batch_size": cfg.batch_size,
-        "class_names": list(gan.class_names),
-        "requested_per_class": cfg.per_class,
-        "counts": counts,
-        "image_size": gan.config.image_size,
-        "dataset": gan.config.data,
-        "out": str(out),
-        "filter": filt,
-        "fid": fid,
-        "options": asdict(cfg),
-        "versions": versions(),
-        "created": now(),
-    }
+        sample_filter = SampleFilter(
+            classifier_run=cfg.filter_with,
+            min_confidence=cfg.min_confidence,
+            max_draw_factor=cfg.max_draw_factor,
+            drawn={name: b.drawn for name, b in sets.items()},
+            acceptance_rate={name: counts[name] / b.drawn for name, b in sets.items()},
+            cap_hit=[name for name, b in sets.items() if b.cap_hit],
+        )
+    return Manifest(
+        gan_run=gan.run_dir.name,
+        gan_run_dir=str(gan.run_dir),
+        checkpoint=str(gan.checkpoint_path),
+        checkpoint_sha256=sha256_file(gan.checkpoint_path),
+        gan_iteration=gan.iteration,
+        per_class_models=gan.config.per_class_models,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        class_names=list(gan.class_names),
+        requested_per_class=cfg.per_class,
+        counts=counts,
+        image_size=gan.config.image_size,
+        dataset=gan.config.data,
+        out=str(out),
+        filter=sample_filter,
+        fid=fid,
+        options=asdict(cfg),
+        versions=versions(),
+        created=now(),
+    )
 
 
-def _write_set(out: Path, sets: dict[str, ClassBatch], manifest: dict[str, Any]) -> None:
+def _write_set(out: Path, sets: dict[str, ClassBatch], manifest: Manifest) -> None:
     """Write into a temporary sibling, then swap it into place (replacing an old set last)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -353,7 +260,7 @@ def _write_set(out: Path, sets: dict[str, ClassBatch], manifest: dict[str, Any])
             folder.mkdir(parents=True)
             for i, image in enumerate(batch.images):
                 save_png(image, folder / f"{i:06d}.png")
-        write_json(tmp / "manifest.json", manifest)
+        manifest.write(tmp / MANIFEST)
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)

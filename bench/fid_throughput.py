@@ -68,7 +68,8 @@ def run_torch_fidelity(
 
 
 def run_ours(real: Path, fake: Path, extractor, batch_size: int, fake_cached: bool) -> tuple:
-    from augment.fid import features_of, fid_kid
+    from augment.fid.features import features_of
+    from augment.fid.metrics import fid_kid
 
     start = time.perf_counter()
     feats_real = features_of(real, extractor, batch_size)
@@ -95,7 +96,9 @@ def main() -> None:
 
         import torch
 
-        from augment.fid import FeatureCache, build_extractor, list_images
+        from augment.fid.cache import FeatureCache
+        from augment.fid.extractor import build_extractor
+        from augment.fid.sources import list_images
         from core.device import configure_cpu_threads
 
         threads = configure_cpu_threads()

@@ -1,7 +1,7 @@
 """GAN training throughput: our conditional DCGAN step against a textbook DCGAN step.
 
 Runs, in one process and interleaved (so a busy machine slows both alike), one D step + one G step of
-- ``ours``: :class:`augment.gan.trainer.GanTrainer` (projection D, class-conditional G, hinge loss,
+- ``ours``: :class:`augment.gan.engine.GanTrainer` (projection D, class-conditional G, hinge loss,
   EMA update), with the default DiffAugment policy and without it;
 - ``plain``: the PyTorch DCGAN tutorial written out (BCE with a sigmoid D, no conditioning, no
   augmentation, no EMA), with the same widths and image size,
@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from augment.gan.config import GanConfig
-from augment.gan.trainer import GanTrainer
+from augment.gan.engine import GanTrainer
 from core.data import ImageTensors
+from core.rundir import RunDir
 
 
 def plain_generator(nz: int, ngf: int, size: int) -> nn.Module:
@@ -92,7 +93,7 @@ def our_step_fn(
         [f"{i}.png" for i in range(n)],
         ["a", "b", "c"],
     )
-    trainer = GanTrainer(cfg, data, torch.device("cpu"), run_dir, extractor=None)
+    trainer = GanTrainer(cfg, data, torch.device("cpu"), RunDir.at(run_dir), extractor=None)
     pair = trainer.pairs[0]
     return lambda: trainer.step(pair)
 

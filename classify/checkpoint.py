@@ -1,7 +1,8 @@
 """Loading a trained classifier back from its run folder.
 
 A checkpoint carries its own model arguments, training config and class names (format
-``shoegan-classifier/1``), so the model is rebuilt from the file alone, nanoGPT-style.
+``shoegan-classifier/1``), so the model is rebuilt from the file alone, nanoGPT-style. Run folders
+are found and their checkpoint files named by :mod:`core.rundir`.
 """
 
 from __future__ import annotations
@@ -19,48 +20,16 @@ from core.data import to_model_input
 from core.device import autocast, memory_format, resolve_device
 from core.errors import UserError
 from core.io import load_checkpoint
+from core.rundir import (
+    CONFIG_KEY,
+    LEGACY_CONFIG_KEYS,
+    checkpoint_config,
+    checkpoint_path,
+    resolve_run_dir,
+)
 
 CHECKPOINT_FORMAT = "shoegan-classifier/1"
-CHECKPOINT_FILES = {"best": "best.pt", "last": "last.pt"}
 DEFAULT_BATCH_SIZE = 256
-
-
-def _list_runs(runs_dir: Path) -> list[str]:
-    if not runs_dir.is_dir():
-        return []
-    return sorted(p.name for p in runs_dir.iterdir() if (p / "config.json").is_file())
-
-
-def resolve_run_dir(run: str | Path, runs_dir: str | Path = "runs") -> Path:
-    """A run name under ``runs_dir``, or a path to a run folder; UserError when neither exists."""
-    runs_dir = Path(runs_dir)
-    for candidate in (runs_dir / run, Path(run)):
-        if candidate.is_dir():
-            return candidate
-    known = _list_runs(runs_dir)
-    listing = f"runs there: {', '.join(known[:12])}" if known else "it has no runs yet"
-    raise UserError(
-        f"run {str(run)!r} not found in {runs_dir}/ ({listing}); train it first or pass "
-        "--runs-dir DIR"
-    )
-
-
-def checkpoint_path(run_dir: Path, which: str) -> Path:
-    """``best`` / ``last`` -> the run's file; a path to a ``.pt`` file is taken as it is."""
-    if which in CHECKPOINT_FILES:
-        path = Path(run_dir) / CHECKPOINT_FILES[which]
-        if not path.is_file():
-            other = "last" if which == "best" else "best"
-            raise UserError(
-                f"{path}: checkpoint not found; the run has no {which}.pt yet (finish "
-                f"or resume training, or pass --checkpoint {other})"
-            )
-        return path
-    if which.endswith(".pt") and Path(which).is_file():
-        return Path(which)
-    raise UserError(
-        f"--checkpoint {which!r}: choose {' or '.join(CHECKPOINT_FILES)} (or a .pt path)"
-    )
 
 
 @dataclass
@@ -134,9 +103,9 @@ def _check_format(state: Any, path: Path) -> dict[str, Any]:
             f"{path}: not a classifier checkpoint (format {fmt!r}, expected "
             f"{CHECKPOINT_FORMAT!r}); pass a classifier run, not a GAN run"
         )
-    missing = [
-        k for k in ("model_config", "train_config", "class_names", "model") if k not in state
-    ]
+    missing = [k for k in ("model_config", "class_names", "model") if k not in state]
+    if not any(k in state for k in (CONFIG_KEY, *LEGACY_CONFIG_KEYS)):
+        missing.insert(1, CONFIG_KEY)
     if missing:
         raise UserError(
             f"{path}: classifier checkpoint lacks {', '.join(missing)}; retrain the run"
@@ -176,7 +145,7 @@ def load_classifier(
     return LoadedClassifier(
         model=model,
         model_config=model_config,
-        train_config=TrainConfig.from_dict(state["train_config"]),
+        train_config=TrainConfig.from_dict(checkpoint_config(state, path)),
         class_names=class_names,
         run_dir=run_dir,
         checkpoint_path=path,

@@ -1,4 +1,8 @@
-"""Train-time augmentation of whole uint8 batches, vectorised and device-agnostic.
+"""Classical train-time transforms (random crops and flips) of whole uint8 batches, vectorised and
+device-agnostic: the hand-designed augmentation a classifier trains with, selected by
+``--augment`` / ``TrainConfig.augment``. Not to be confused with the GAN that makes synthetic
+images (the ``augment/`` package) or with DiffAugment, which transforms the GAN's real and fake
+batches alike (``augment/gan/diffaugment.py``).
 
 Each policy is a pure function ``(images uint8 B x 3 x S x S, generator) -> images`` of the same
 shape, dtype and device, selected by name (as DiffAugment selects its policies). Every random
@@ -91,6 +95,7 @@ def random_hflip(images: Tensor, generator: torch.Generator) -> Tensor:
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
+# The classical policies by ``--augment`` name (the flip is separate: ``--hflip``).
 AUGMENTATIONS: dict[str, Policy] = {
     "pad-crop": pad_crop,
     "resized-crop": resized_crop,

@@ -3,77 +3,77 @@ block, and rolled out across all blocks (see :mod:`classify.explain.attention_ru
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from classify.explain.vit_attention import HEAD_FUSIONS
+from classify.names import HEAD_FUSIONS
 from commands.common import user_errors
-from commands.evaluate import (
-    CHECKPOINT_HELP,
-    METRIC_HELP,
-    RUN_HELP,
-    MetricChoice,
-    _device,
-    _image_files,
-    _interrupted,
+from commands.evaluate import _device, _image_files, _interrupted
+from commands.options import (
+    CheckpointFile,
+    Device,
+    ExplainImages,
+    ExplainPerClass,
+    ExplainSeed,
+    Metric,
+    Rollout,
+    Run,
+    RunData,
+    RunsDir,
+    Workers,
+    choice,
 )
 from core.progress import console
 
-FusionChoice = Enum("FusionChoice", [(k, k) for k in HEAD_FUSIONS], type=str)  # type: ignore[misc]
-
 
 def attention_command(
-    name: str = typer.Argument(..., help=RUN_HELP + " (a vit-* run)."),
-    images: list[Path] | None = typer.Argument(
-        None, help="Image files to explain (default: --per-class test images)."
-    ),
-    per_class: int = typer.Option(4, "--per-class", help="Seeded-random test images per class."),
-    layer: int = typer.Option(
-        -1, "--layer", help="Block whose class-token attention is overlaid (0-based; -1: last)."
-    ),
-    rollout: bool = typer.Option(
-        False, "--rollout", help="Also draw attention rollout (Abnar & Zuidema 2020)."
-    ),
-    head_fusion: FusionChoice = typer.Option(  # type: ignore[valid-type]
-        "mean", "--head-fusion", help="How the heads of a block are combined."
-    ),
-    discard_ratio: float = typer.Option(
-        0.0,
-        "--discard-ratio",
-        help="Rollout: zero this fraction of the weakest attention weights per block first "
-        "(0: the paper's rollout; 0.9 gives sharper maps).",
-    ),
-    metric: MetricChoice = typer.Option("road", "--metric", help=METRIC_HELP),  # type: ignore[valid-type]
-    checkpoint: str = typer.Option("best", "--checkpoint", help=CHECKPOINT_HELP),
-    out_dir: Path | None = typer.Option(
-        None, "--out-dir", help="Folder for the PNGs (default: RUN/eval)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the test-image choice and ROAD's noise."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: int = typer.Option(0, "--workers", help="Threads decoding images (0: inline)."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Dataset folder, when it moved since training (default: the run's)."
-    ),
+    name: Run,
+    images: ExplainImages = None,
+    per_class: ExplainPerClass = 4,
+    layer: Annotated[
+        int,
+        typer.Option(help="Block whose class-token attention is overlaid (0-based; -1: last)."),
+    ] = -1,
+    rollout: Rollout = False,
+    head_fusion: Annotated[
+        choice(HEAD_FUSIONS), typer.Option(help="How the heads of a block are combined.")
+    ] = "mean",
+    discard_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Rollout: zero this fraction of the weakest attention weights per block first "
+            "(0: the paper's rollout; 0.9 gives sharper maps)."
+        ),
+    ] = 0.0,
+    metric: Metric = "road",
+    checkpoint: CheckpointFile = "best",
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the PNGs (default: RUN/eval).")
+    ] = None,
+    seed: ExplainSeed = 0,
+    runs_dir: RunsDir = Path("runs"),
+    device: Device = "auto",
+    workers: Workers = 0,
+    data: RunData = None,
 ) -> None:
     """A ViT's class-token attention: a block x head grid for one image per class (or per given
     file), the chosen block's head-fused attention overlaid on every image, and optionally
     attention rollout. Both overlays get the Grad-CAM faithfulness score (higher is better),
     stored for test images in RUN/eval/metrics.json under "attention"."""
     from classify.checkpoint import load_classifier
-    from classify.evaluation.evaluate import eval_dir, update_metrics
     from classify.explain.attention_run import AttentionOptions, attention_run, require_vit
-    from classify.explain.gradcam import test_images_per_class
+    from classify.explain.selection import test_images_per_class
+    from core.evaldir import eval_dir, update_metrics
     from core.progress import make_progress
 
     options = AttentionOptions(
         layer=layer,
-        head_fusion=head_fusion.value,
+        head_fusion=head_fusion,
         rollout=rollout,
         discard_ratio=discard_ratio,
-        metric=metric.value,
+        metric=metric,
         seed=seed,
     )
     try:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from classify.explain.methods import CAM_METHODS
 from commands.common import user_errors
+from commands.options import CamMethod, Checkpoint, Device, RunsDir, config_of
 from core.progress import console, err_console
 from study.compare.config import CompareConfig
 
-CamChoice = Enum("CamChoice", [(k, k) for k in CAM_METHODS], type=str)  # type: ignore[misc]
 DEFAULTS = CompareConfig()
 
 RUNS_HELP = (
@@ -23,34 +21,30 @@ RUNS_HELP = (
 
 
 def compare_command(
-    a: str = typer.Argument(..., metavar="A", help=RUNS_HELP.format(side="A (the baseline)")),
-    b: str = typer.Argument(
-        ..., metavar="B", help=RUNS_HELP.format(side="B (e.g. retrained with synthetic)")
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", help="Report folder (default: reports/<A>-vs-<B>)."
-    ),
-    cam_method: CamChoice = typer.Option(  # type: ignore[valid-type]
-        DEFAULTS.cam_method, "--cam-method", help="Class activation map method for the grid."
-    ),
-    per_class: int = typer.Option(
-        DEFAULTS.per_class,
-        "--per-class",
-        help="Test images per class in the Grad-CAM grid (0: none).",
-    ),
-    checkpoint: str = typer.Option(
-        DEFAULTS.checkpoint, "--checkpoint", help="best (highest val accuracy) or last."
-    ),
-    runs_dir: Path = typer.Option(
-        Path(DEFAULTS.runs_dir), "--runs-dir", help="Folder holding the runs."
-    ),
-    seed: int = typer.Option(
-        DEFAULTS.seed, "--seed", help="Seed of the bootstrap, the Grad-CAM and sample image choice."
-    ),
-    resamples: int = typer.Option(
-        DEFAULTS.resamples, "--resamples", help="Bootstrap resamples of the test set."
-    ),
-    device: str = typer.Option(DEFAULTS.device, "--device", help="auto, cpu or cuda."),
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(metavar="A", help=RUNS_HELP.format(side="A (the baseline)"))],
+    b: Annotated[
+        str,
+        typer.Argument(
+            metavar="B", help=RUNS_HELP.format(side="B (e.g. retrained with synthetic)")
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default: reports/<A>-vs-<B>).")
+    ] = None,
+    cam_method: CamMethod = DEFAULTS.cam_method,
+    per_class: Annotated[
+        int, typer.Option(help="Test images per class in the Grad-CAM grid (0: none).")
+    ] = DEFAULTS.per_class,
+    checkpoint: Checkpoint = DEFAULTS.checkpoint,
+    runs_dir: RunsDir = Path(DEFAULTS.runs_dir),
+    seed: Annotated[
+        int, typer.Option(help="Seed of the bootstrap, the Grad-CAM and sample image choice.")
+    ] = DEFAULTS.seed,
+    resamples: Annotated[
+        int, typer.Option(help="Bootstrap resamples of the test set.")
+    ] = DEFAULTS.resamples,
+    device: Device = DEFAULTS.device,
 ) -> None:
     """Compare two classifier runs on their paired test predictions: accuracy delta with a
     bootstrap 95% interval, McNemar's exact test, per-class recall, curves, confusion matrices,
@@ -60,18 +54,7 @@ def compare_command(
     from study.compare.job import run_compare
     from study.compare.runs import parse_run_list
 
-    cfg = CompareConfig(
-        a=parse_run_list(a),
-        b=parse_run_list(b),
-        out=str(out) if out else None,
-        cam_method=cam_method.value,
-        per_class=per_class,
-        checkpoint=checkpoint,
-        runs_dir=str(runs_dir),
-        seed=seed,
-        resamples=resamples,
-        device=device,
-    )
+    cfg = config_of(CompareConfig, ctx, a=parse_run_list(a), b=parse_run_list(b))
     try:
         report, folder = run_compare(cfg)
     except KeyboardInterrupt:
@@ -88,7 +71,7 @@ def print_summary(report: dict[str, Any], folder: Path) -> None:
     """The headline numbers as a Rich table, then the verdict sentence."""
     from rich.table import Table
 
-    from study.report.document import num, pct, pts, pval
+    from study.report.model import num, pct, pts, pval
 
     a, b = report["runs"]["A"][0], report["runs"]["B"][0]
     pair = report["pairs"][0]

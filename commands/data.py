@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from commands.common import user_errors
+from commands.options import Overwrite, TrainPerClass, config_of
 from core.footwear import FootwearConfig
 from core.progress import console
 
@@ -14,25 +16,26 @@ _D = FootwearConfig()
 
 
 def footwear_command(
-    out: Path = typer.Option(Path(_D.out), help="Output folder (train/<class>/, test/<class>/)."),
-    train_per_class: int = typer.Option(_D.train_per_class, help="Training images per class."),
-    seed: int = typer.Option(_D.seed, help="Seed of the stratified training subset."),
-    idx_dir: Path | None = typer.Option(
-        None, help="Folder with the four Fashion-MNIST *-ubyte.gz files."
-    ),
-    download: bool = typer.Option(
-        False, help="Fetch the IDX files with torchvision (needs a network)."
-    ),
-    overwrite: bool = typer.Option(
-        False, help="Replace an existing footwear set made with other settings."
-    ),
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option(help="Output folder (train/<class>/, test/<class>/).")
+    ] = Path(_D.out),
+    train_per_class: TrainPerClass = _D.train_per_class,
+    seed: Annotated[int, typer.Option(help="Seed of the stratified training subset.")] = _D.seed,
+    idx_dir: Annotated[
+        Path | None, typer.Option(help="Folder with the four Fashion-MNIST *-ubyte.gz files.")
+    ] = None,
+    download: Annotated[
+        bool, typer.Option(help="Fetch the IDX files with torchvision (needs a network).")
+    ] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Write Fashion-MNIST's Sandal, Sneaker and Ankle boot images (real photos of shoes, MIT) as PNGs:
     a seeded small training subset and the full 1,000-per-class test set."""
     from core.footwear import MARKER, write_footwear
     from core.io import read_json
 
-    cfg = FootwearConfig(str(out), train_per_class, seed, str(idx_dir) if idx_dir else None)
+    cfg = config_of(FootwearConfig, ctx)
     path = write_footwear(cfg, overwrite=overwrite, download=download)
     counts = read_json(path / MARKER)["counts"]
     summary = ", ".join(

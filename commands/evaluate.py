@@ -3,35 +3,34 @@ its class activation maps (with a faithfulness number), and on single image file
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from classify.explain.methods import CAM_METHODS, CAM_TARGETS, FAITHFULNESS_METRICS
+from classify.explain.methods import CAM_METHODS, CAM_TARGETS
 from commands.common import user_errors
-from core.progress import console, err_console
-
-# Typer shows and validates choices from an Enum; build them from the registries (one source).
-MethodChoice = Enum("MethodChoice", [(k, k) for k in CAM_METHODS], type=str)  # type: ignore[misc]
-MetricChoice = Enum("MetricChoice", [(k, k) for k in FAITHFULNESS_METRICS], type=str)  # type: ignore[misc]
-TargetChoice = Enum("TargetChoice", [(k, k) for k in CAM_TARGETS], type=str)  # type: ignore[misc]
-
-RUN_HELP = "Run name under --runs-dir, or a path to a run folder."
-CHECKPOINT_HELP = "Which checkpoint: best (highest val accuracy) or last (or a path to a .pt file)."
-METRIC_HELP = "Faithfulness metric, higher is better for both. " + " | ".join(
-    f"{k}: {m.description}" for k, m in FAITHFULNESS_METRICS.items()
+from commands.options import (
+    CheckpointFile,
+    Device,
+    ExplainImages,
+    ExplainPerClass,
+    ExplainSeed,
+    Method,
+    Metric,
+    Run,
+    RunData,
+    RunsDir,
+    Workers,
+    choice,
 )
+from core.progress import console, err_console
 
 
 def _device(name: str) -> Any:
-    from core.device import configure_cpu_threads, resolve_device
+    from core.device import setup_device
 
-    device = resolve_device(name)
-    if device.type == "cpu":
-        configure_cpu_threads()
-    return device
+    return setup_device(name)
 
 
 def _interrupted() -> typer.Exit:
@@ -75,23 +74,22 @@ def print_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
 
 
 def evaluate_command(
-    name: str = typer.Argument(..., help=RUN_HELP),
-    checkpoint: str = typer.Option("best", "--checkpoint", help=CHECKPOINT_HELP),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: int = typer.Option(0, "--workers", help="Threads decoding test images (0: inline)."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Dataset folder, when it moved since training (default: the run's)."
-    ),
+    name: Run,
+    checkpoint: CheckpointFile = "best",
+    runs_dir: RunsDir = Path("runs"),
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
+    device: Device = "auto",
+    workers: Workers = 0,
+    data: RunData = None,
 ) -> None:
     """Evaluate a trained run on its test split and write RUN/eval/.
 
     Writes metrics.json (accuracy, macro-F1, per-class precision/recall/F1, test loss),
     confusion.png/.json, curves.png and predictions.csv, and prints the per-class metrics."""
     from classify.checkpoint import load_classifier
-    from classify.evaluation.evaluate import eval_dir, evaluate_loaded
+    from classify.evaluation.evaluate import evaluate_loaded
     from core.errors import UserError
+    from core.evaldir import eval_dir
 
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
@@ -107,43 +105,39 @@ def evaluate_command(
 
 
 def gradcam_command(
-    name: str = typer.Argument(..., help=RUN_HELP),
-    images: list[Path] | None = typer.Argument(
-        None,
-        help="Image files to explain (true label unknown, shown as '?'); default: "
-        "--per-class test images.",
-    ),
-    method: MethodChoice = typer.Option(  # type: ignore[valid-type]
-        "gradcam",
-        "--method",
-        help="CAM method. scorecam runs one forward pass per channel of the target layer (2,048 "
-        "for ResNet-50) per image: fine on a GPU, ~20 s per 64 px image on a CPU.",
-    ),
-    aug_smooth: bool = typer.Option(
-        False, "--aug-smooth", help="Average maps over flips and brightness changes (~6x slower)."
-    ),
-    eigen_smooth: bool = typer.Option(
-        False, "--eigen-smooth", help="Keep the first principal component (less noisy maps)."
-    ),
-    per_class: int = typer.Option(4, "--per-class", help="Seeded-random test images per class."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help=CHECKPOINT_HELP),
-    target: TargetChoice = typer.Option(  # type: ignore[valid-type]
-        "predicted", "--target", help="Explain the predicted class or the true class."
-    ),
-    metric: MetricChoice = typer.Option("road", "--metric", help=METRIC_HELP),  # type: ignore[valid-type]
-    out: Path | None = typer.Option(
-        None, "--out", help="Output PNG (default: RUN/eval/gradcam_<method>.png)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the test-image choice and ROAD's noise."),
-    batch_size: int = typer.Option(
-        16, "--batch-size", help="Images per CAM pass (scorecam: masked copies per forward pass)."
-    ),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    workers: int = typer.Option(0, "--workers", help="Threads decoding images (0: inline)."),
-    data: Path | None = typer.Option(
-        None, "--data", help="Dataset folder, when it moved since training (default: the run's)."
-    ),
+    name: Run,
+    images: ExplainImages = None,
+    method: Method = "gradcam",
+    aug_smooth: Annotated[
+        bool,
+        typer.Option(
+            "--aug-smooth", help="Average maps over flips and brightness changes (~6x slower)."
+        ),
+    ] = False,
+    eigen_smooth: Annotated[
+        bool,
+        typer.Option(
+            "--eigen-smooth", help="Keep the first principal component (less noisy maps)."
+        ),
+    ] = False,
+    per_class: ExplainPerClass = 4,
+    checkpoint: CheckpointFile = "best",
+    target: Annotated[
+        choice(CAM_TARGETS), typer.Option(help="Explain the predicted class or the true class.")
+    ] = "predicted",
+    metric: Metric = "road",
+    out: Annotated[
+        Path | None, typer.Option(help="Output PNG (default: RUN/eval/gradcam_<method>.png).")
+    ] = None,
+    seed: ExplainSeed = 0,
+    batch_size: Annotated[
+        int,
+        typer.Option(help="Images per CAM pass (slow methods: masked copies per forward pass)."),
+    ] = 16,
+    runs_dir: RunsDir = Path("runs"),
+    device: Device = "auto",
+    workers: Workers = 0,
+    data: RunData = None,
 ) -> None:
     """Class activation maps as a grid PNG, with a faithfulness score.
 
@@ -151,22 +145,19 @@ def gradcam_command(
     The faithfulness score (higher is better) is printed and, for test images, stored in
     RUN/eval/metrics.json under "cam" -> METHOD."""
     from classify.checkpoint import load_classifier
-    from classify.evaluation.evaluate import eval_dir, update_metrics
-    from classify.explain.gradcam import (
-        CamOptions,
-        check_options,
-        render_cams,
-        test_images_per_class,
-    )
+    from classify.explain.cams import CamOptions, check_options
+    from classify.explain.gradcam_run import render_cams
+    from classify.explain.selection import test_images_per_class
+    from core.evaldir import eval_dir, update_metrics
     from core.progress import make_progress
 
     options = CamOptions(
-        method=method.value,
-        target=target.value,
+        method=method,
+        target=target,
         aug_smooth=aug_smooth,
         eigen_smooth=eigen_smooth,
         batch_size=batch_size,
-        metric=metric.value,
+        metric=metric,
         seed=seed,
     )
     check_options(options)
@@ -226,13 +217,13 @@ def _image_files(loaded: Any, images: list[Path]) -> tuple:
 
 
 def predict_command(
-    name: str = typer.Argument(..., help=RUN_HELP),
-    images: list[Path] = typer.Argument(..., help="Image files to classify."),
-    top_k: int = typer.Option(3, "--top-k", help="Classes shown per image (at most all classes)."),
-    checkpoint: str = typer.Option("best", "--checkpoint", help=CHECKPOINT_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    name: Run,
+    images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    top_k: Annotated[int, typer.Option(help="Classes shown per image (at most all classes).")] = 3,
+    checkpoint: CheckpointFile = "best",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    runs_dir: RunsDir = Path("runs"),
+    device: Device = "auto",
 ) -> None:
     """Classify image files with a trained run: top-k classes and probabilities per image."""
     import json

@@ -5,13 +5,21 @@ faithfulness, so CNN and transformer explanations are compared by number as well
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from classify.explain.methods import CAM_METHODS
 from commands.common import user_errors
-from commands.evaluate import MethodChoice
+from commands.options import (
+    Checkpoint,
+    Device,
+    ExplainPerClass,
+    ExplainSeed,
+    Method,
+    Rollout,
+    RunsDir,
+)
 from core.progress import console
 
 
@@ -28,14 +36,14 @@ def explain(
     rollout: bool = True,
 ) -> dict[str, Any]:
     """Write the figure and ``explain.json`` next to it; return the JSON content."""
-    from classify.checkpoint import resolve_run_dir
     from classify.evaluation.figures import save_figure
-    from core.device import configure_cpu_threads, resolve_device
+    from core.device import setup_device
     from core.errors import UserError
     from core.io import write_json
     from core.progress import make_progress
+    from core.rundir import resolve_run_dir
     from study.compare.cams import cam_comparison, chosen_files, view_labels
-    from study.compare.job import _check_out, evaluate_if_needed
+    from study.compare.job import check_out, evaluate_if_needed
     from study.compare.runs import check_pairable, load_run
     from study.report.figures import cam_comparison_figure
 
@@ -47,16 +55,14 @@ def explain(
         raise UserError(f"--method {method!r}: choose one of {', '.join(CAM_METHODS)}")
     if per_class < 1:
         raise UserError(f"--per-class {per_class}: must be at least 1")
-    torch_device = resolve_device(device)
-    if torch_device.type == "cpu":
-        configure_cpu_threads()
+    torch_device = setup_device(device)
     dirs = [resolve_run_dir(r, runs_dir) for r in runs]
     evaluate_if_needed(dirs, checkpoint, torch_device)
     results = [load_run(d) for d in dirs]
     for other in results[1:]:
         check_pairable(results[0], other)
     target = out or Path("reports") / f"explain-{'-vs-'.join(d.name for d in dirs)}.png"
-    _check_out(target.parent, results)
+    check_out(target.parent, results)
     rows = chosen_files(results[0], per_class, seed)
     files = [results[0].predictions.files[i] for i in rows]
     with make_progress(transient=True) as bar:
@@ -95,30 +101,28 @@ def explain(
 
 
 def explain_command(
-    runs: list[str] = typer.Argument(..., help="Run names under --runs-dir, or run folders."),
-    method: MethodChoice = typer.Option(  # type: ignore[valid-type]
-        "gradcam", "--method", help="CAM method for every run."
-    ),
-    per_class: int = typer.Option(2, "--per-class", help="Seeded-random test images per class."),
-    rollout: bool = typer.Option(
-        True, "--rollout/--no-rollout", help="Add each ViT's attention rollout column."
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", help="Output PNG (default: reports/explain-<runs>.png); JSON beside it."
-    ),
-    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the test-image choice and ROAD's noise."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder holding the runs."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    runs: Annotated[list[str], typer.Argument(help="Run names under --runs-dir, or run folders.")],
+    method: Method = "gradcam",
+    per_class: ExplainPerClass = 2,
+    rollout: Rollout = True,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output PNG (default: reports/explain-<runs>.png); JSON beside it."),
+    ] = None,
+    checkpoint: Checkpoint = "best",
+    seed: ExplainSeed = 0,
+    runs_dir: RunsDir = Path("runs"),
+    device: Device = "auto",
 ) -> None:
     """Explain the same test images with several runs in one figure: every run's class
-    activation map and, for ViT runs, attention rollout; prints each map set's faithfulness."""
+    activation map (--method, the same for every run) and, for ViT runs, attention rollout;
+    prints each map set's faithfulness."""
     from rich.table import Table
 
     summary = explain(
         runs,
         out=out,
-        method=method.value,
+        method=method,
         per_class=per_class,
         checkpoint=checkpoint,
         seed=seed,

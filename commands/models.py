@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from classify.names import STEMS
+from classify.training.config import TrainConfig
 from commands.common import user_errors
+from commands.options import ImageSize, PatchSize, VitDepth, VitHeads, Width, choice
 from core.progress import console
+
+_D = TrainConfig()
 
 
 def models_command(
-    num_classes: int = typer.Option(3, "--num-classes", help="Output classes."),
-    image_size: int = typer.Option(64, "--image-size", help="Input size in px (square)."),
-    width: float = typer.Option(1.0, "--width", help="Channel multiplier (depth kept)."),
-    stem: str = typer.Option(
-        "auto",
-        "--stem",
-        help="ResNet stem: auto (small stem up to 64 px, ImageNet stem above), small, imagenet.",
-    ),
-    patch_size: int = typer.Option(0, "--patch-size", help="ViT patch size (0: 8 x 8 tokens)."),
-    vit_depth: int = typer.Option(0, "--vit-depth", help="ViT blocks (0: the named size's)."),
-    vit_heads: int = typer.Option(0, "--vit-heads", help="ViT heads (0: the named size's)."),
+    num_classes: Annotated[int, typer.Option(help="Output classes.")] = 3,
+    image_size: ImageSize = _D.image_size,
+    width: Width = _D.width,
+    stem: Annotated[
+        choice(STEMS),
+        typer.Option(help="ResNet stem (auto: the small stem up to 64 px, ImageNet stem above)."),
+    ] = "auto",
+    patch_size: PatchSize = _D.patch_size,
+    vit_depth: VitDepth = _D.vit_depth,
+    vit_heads: VitHeads = _D.vit_heads,
 ) -> None:
     """List every registered model with its parameter count and forward cost."""
     import torch

@@ -3,44 +3,68 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from classify.training.presets import CLASSIFIER_PRESETS
+from classify.training.config import TrainConfig
 from commands.common import user_errors
+from commands.options import (
+    CamPerClass,
+    ClassifierPreset,
+    Device,
+    Epochs,
+    HiddenFeatureExtractor,
+    ImageSize,
+    Model,
+    Models,
+    Overwrite,
+    Resume,
+    RunsDir,
+    SyntheticRatio,
+    TrainPerClass,
+    TrainSeed,
+    Width,
+    choice,
+    config_of,
+)
 from core.progress import console, err_console
 from study.pipeline.config import PIPELINE_PRESETS, PipelineConfig
 
+_D = TrainConfig()
 _P = PipelineConfig()
 
 
 def cas_command(
-    synthetic: Path = typer.Option(..., help="A `cli synthesize` folder (with manifest.json)."),
-    model: str = typer.Option("resnet50-cbam", help="Model registry key."),
-    name: str | None = typer.Option(None, help="Run name (default: cas-<synthetic folder name>)."),
-    data: Path | None = typer.Option(
-        None, help="The real dataset (default: the one named in the manifest)."
-    ),
-    preset: str | None = typer.Option(
-        "quick", help=f"Training preset: {', '.join(CLASSIFIER_PRESETS)} (options override it)."
-    ),
-    epochs: int | None = typer.Option(None, help="Epochs."),
-    image_size: int | None = typer.Option(None, help="Square image size (px)."),
-    width: float | None = typer.Option(None, help="Channel multiplier."),
-    seed: int = typer.Option(0, help="Seed."),
-    baseline: str | None = typer.Option(
-        None, help="A real-data run of the same architecture to report beside the CAS."
-    ),
-    runs_dir: Path = typer.Option(Path("runs"), help="Folder holding the runs."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted CAS run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CAS run."),
+    synthetic: Annotated[
+        Path, typer.Option(help="A `cli synthesize` folder (with manifest.json).")
+    ],
+    model: Model = "resnet50-cbam",
+    name: Annotated[
+        str | None, typer.Option(help="Run name (default: cas-<synthetic folder name>).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="The real dataset (default: the one named in the manifest)."),
+    ] = None,
+    preset: ClassifierPreset = "quick",
+    epochs: Epochs = None,
+    image_size: ImageSize = None,
+    width: Width = None,
+    seed: TrainSeed = _D.seed,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="A real-data run of the same architecture to report beside the CAS."),
+    ] = None,
+    runs_dir: RunsDir = Path(_D.runs_dir),
+    device: Device = _D.device,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): train on the synthetic images only,
     test on the real test set. Written into the synthetic set's manifest.json under "cas"."""
-    from classify.checkpoint import resolve_run_dir
-    from classify.training.config import TrainConfig
-    from classify.training.presets import apply_preset
+    from classify.training.presets import CLASSIFIER_PRESETS
+    from core.rundir import resolve_run_dir
     from study.cas import cas_config, run_cas, synthetic_dataset
 
     explicit = {
@@ -48,7 +72,7 @@ def cas_command(
         "model": model, "epochs": epochs, "image_size": image_size, "width": width,
         "seed": seed, "runs_dir": str(runs_dir), "device": device,
     }  # fmt: skip
-    base = apply_preset(TrainConfig(), preset, explicit)
+    base = CLASSIFIER_PRESETS.apply(TrainConfig(), preset, explicit)
     cfg = cas_config(base, synthetic, name or f"cas-{synthetic.name}")
     baseline_dir = resolve_run_dir(baseline, runs_dir) if baseline else None
     result = run_cas(cfg, baseline_run=baseline_dir, resume=resume, overwrite=overwrite)
@@ -60,69 +84,66 @@ def cas_command(
 
 
 def pipeline_command(
-    data: Path | None = typer.Option(
-        None, help="Dataset folder (default: the embedded footwear set, written if missing)."
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dataset folder (default: the embedded footwear set, written if missing)."
+        ),
+    ] = _P.data,
+    preset: Annotated[
+        choice(PIPELINE_PRESETS),
+        typer.Option(
+            help="The classifier and GAN presets of that name (see train-all, gan-train)."
+        ),
+    ] = _P.preset,
+    per_class: Annotated[int, typer.Option(help="Synthetic images per class.")] = _P.per_class,
+    synthetic_ratio: SyntheticRatio = _P.synthetic_ratio,
+    seeds: Annotated[
+        int, typer.Option(help="Classifier seeds (baseline and augmented each).")
+    ] = _P.seeds,
+    train_per_class: TrainPerClass = _P.train_per_class,
+    models: Models = ",".join(_P.models),
+    runs_dir: RunsDir = Path(_P.runs_dir),
+    synthetic_dir: Annotated[Path, typer.Option(help="Folder of synthetic sets.")] = Path(
+        _P.synthetic_dir
     ),
-    preset: str = typer.Option(_P.preset, help=" | ".join(PIPELINE_PRESETS)),
-    per_class: int = typer.Option(_P.per_class, help="Synthetic images per class."),
-    synthetic_ratio: float | None = typer.Option(
-        None,
-        help="Synthetic images per real image in the augmented run (default: all of them).",
+    reports_dir: Annotated[Path, typer.Option(help="Folder of reports.")] = Path(_P.reports_dir),
+    data_dir: Annotated[Path, typer.Option(help="Where the footwear set is written.")] = Path(
+        _P.data_dir
     ),
-    seeds: int = typer.Option(_P.seeds, help="Classifier seeds (baseline and augmented each)."),
-    train_per_class: int = typer.Option(
-        _P.train_per_class, help="Footwear training images per class (embedded data only)."
-    ),
-    models: str = typer.Option(",".join(_P.models), help="Comma-separated registry keys."),
-    runs_dir: Path = typer.Option(Path(_P.runs_dir), help="Folder holding the runs."),
-    synthetic_dir: Path = typer.Option(Path(_P.synthetic_dir), help="Folder of synthetic sets."),
-    reports_dir: Path = typer.Option(Path(_P.reports_dir), help="Folder of reports."),
-    data_dir: Path = typer.Option(Path(_P.data_dir), help="Where the footwear set is written."),
-    device: str = typer.Option(_P.device, help="auto | cpu | cuda."),
-    cas: bool = typer.Option(_P.cas, "--cas/--no-cas", help="Also score the GAN by CAS."),
-    cam_per_class: int = typer.Option(_P.cam_per_class, help="Grad-CAM images per class."),
-    epochs: int | None = typer.Option(None, help="Override the preset's classifier epochs."),
-    width: float | None = typer.Option(None, help="Override the preset's channel multiplier."),
-    image_size: int | None = typer.Option(None, help="Override the preset's image size."),
-    gan_iterations: int | None = typer.Option(None, help="Override the preset's GAN iterations."),
-    gan_width: int | None = typer.Option(None, help="Override the GAN's ngf and ndf."),
-    feature_extractor: str = typer.Option(
-        _P.feature_extractor, hidden=True, help="FID features (tests use a stand-in)."
-    ),
+    device: Device = _P.device,
+    cas: Annotated[
+        bool, typer.Option("--cas/--no-cas", help="Also score the GAN by CAS.")
+    ] = _P.cas,
+    cam_per_class: CamPerClass = _P.cam_per_class,
+    epochs: Epochs = None,
+    width: Width = None,
+    image_size: ImageSize = None,
+    gan_iterations: Annotated[
+        int | None, typer.Option(help="Override the preset's GAN iterations.")
+    ] = None,
+    gan_width: Annotated[int | None, typer.Option(help="Override the GAN's ngf and ndf.")] = None,
+    feature_extractor: HiddenFeatureExtractor = _P.feature_extractor,
 ) -> None:
     """The whole study: data -> the classifiers -> the best by validation accuracy -> gan-train
     -> synthesize -> the best architecture retrained on real + synthetic -> compare -> CAS.
-    Finished steps are skipped, so running it again after an interruption resumes it."""
+    Finished steps are skipped, so running it again after an interruption resumes it.
+    --epochs, --width and --image-size override the classifier preset's values."""
     from rich.table import Table
 
     from classify.training.trainer import TrainInterrupted
-    from core.errors import UserError
     from study.pipeline.runner import run_pipeline
 
-    if preset not in PIPELINE_PRESETS:
-        raise UserError(f"--preset {preset!r}: choose one of {', '.join(PIPELINE_PRESETS)}")
     classifier = {"epochs": epochs, "width": width, "image_size": image_size}
     gan = {"iterations": gan_iterations, "ngf": gan_width, "ndf": gan_width}
     if gan_iterations is not None:
         gan["eval_every"] = gan_iterations
-    cfg = PipelineConfig(
-        data=str(data) if data else None,
-        preset=preset,
-        per_class=per_class,
-        synthetic_ratio=synthetic_ratio,
-        seeds=seeds,
-        train_per_class=train_per_class,
-        models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        runs_dir=str(runs_dir),
-        synthetic_dir=str(synthetic_dir),
-        reports_dir=str(reports_dir),
-        data_dir=str(data_dir),
-        device=device,
-        cas=cas,
-        cam_per_class=cam_per_class,
+    cfg = config_of(
+        PipelineConfig,
+        ctx,
         classifier={k: v for k, v in classifier.items() if v is not None},
         gan={k: v for k, v in gan.items() if v is not None},
-        feature_extractor=feature_extractor,
     )
     try:
         study = run_pipeline(cfg)

@@ -2,123 +2,123 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import typer
 
-from classify.training.config import AUGMENTS, DEFAULT_LR, OPTIMIZERS, SCHEDULERS, TrainConfig
+from classify.names import CBAM_POOL_TYPES
+from classify.training.config import TRAIN_ON, TrainConfig
+from classify.training.presets import CLASSIFIER_PRESETS
 from commands.common import user_errors
+from commands.options import (
+    Augment,
+    BatchSize,
+    ClassifierPreset,
+    Data,
+    Device,
+    Epochs,
+    ImageSize,
+    LearningRate,
+    Model,
+    Name,
+    Optimizer,
+    Overwrite,
+    PatchSize,
+    Progress,
+    ResizeMode,
+    Resume,
+    RunsDir,
+    Scheduler,
+    Strict,
+    SyntheticRatio,
+    TrainSeed,
+    ValFraction,
+    VitDepth,
+    VitHeads,
+    WeightDecay,
+    Width,
+    Workers,
+    choice,
+    comma_list,
+    config_from,
+)
 from core.progress import console, err_console
 
 _D = TrainConfig()
 
 
-def _choices(values: tuple[str, ...]) -> str:
-    return " | ".join(values)
-
-
 def train_command(
     ctx: typer.Context,
-    preset: str | None = typer.Option(
-        None,
-        help="Training preset (quick | full, as in train-all); options given explicitly override "
-        "it.",
-    ),
-    model: str = typer.Option(
-        _D.model,
-        help="Model registry key: resnet50 | resnet50-se | resnet50-cbam | vit-tiny | vit-small "
-        "(`cli models`).",
-    ),
-    data: Path = typer.Option(
-        Path(_D.data), help="Dataset folder with train/<class>/ and test/<class>/."
-    ),
-    name: str = typer.Option(_D.name, help="Run name: the run is written to RUNS_DIR/NAME/."),
-    runs_dir: Path = typer.Option(Path(_D.runs_dir), help="Folder holding the runs."),
-    epochs: int = typer.Option(
-        _D.epochs, help="Epochs to train (with --resume: may be raised to extend)."
-    ),
-    batch_size: int = typer.Option(
-        _D.batch_size, help="Images per step (an epoch's batches are near-equal)."
-    ),
-    lr: float | None = typer.Option(
-        _D.lr,
-        help="Peak learning rate (default: "
-        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
-        + ").",
-        show_default=False,
-    ),
-    optimizer: str = typer.Option(_D.optimizer, help=_choices(OPTIMIZERS)),
-    momentum: float = typer.Option(_D.momentum, help="SGD momentum."),
-    nesterov: bool = typer.Option(
-        _D.nesterov, "--nesterov/--no-nesterov", help="Nesterov momentum (SGD)."
-    ),
-    weight_decay: float = typer.Option(
-        _D.weight_decay, help="Weight decay on conv/linear weights (never on BatchNorm or biases)."
-    ),
-    scheduler: str = typer.Option(
-        _D.scheduler, help=f"{_choices(SCHEDULERS)}; stepped every batch."
-    ),
-    warmup_epochs: float = typer.Option(
-        _D.warmup_epochs, help="Linear warm-up of the cosine schedule (at most 1/4 of the run)."
-    ),
-    label_smoothing: float = typer.Option(
-        _D.label_smoothing, help="Label smoothing of the training loss."
-    ),
-    image_size: int = typer.Option(
-        _D.image_size, help="Images are resized to this square size (px)."
-    ),
-    width: float = typer.Option(
-        _D.width,
-        help="Channel multiplier (depth kept); e.g. 0.25 for CPU. ViT: scales the embedding width.",
-    ),
-    patch_size: int = typer.Option(
-        _D.patch_size, help="ViT patch size in px (0: image size / 8, an 8 x 8 token grid)."
-    ),
-    vit_depth: int = typer.Option(_D.vit_depth, help="ViT blocks (0: the named size's)."),
-    vit_heads: int = typer.Option(_D.vit_heads, help="ViT attention heads (0: the named size's)."),
-    cbam_pool_types: str = typer.Option(
-        ",".join(_D.cbam_pool_types),
-        help="CBAM channel-gate pools, comma-separated: avg,max,lp,lse.",
-    ),
-    resize_mode: str = typer.Option(
-        _D.resize_mode, help="crop | squash | pad (how images become square)."
-    ),
-    augment: str = typer.Option(_D.augment, help=f"Train-time augmentation: {_choices(AUGMENTS)}."),
-    hflip: bool = typer.Option(_D.hflip, "--hflip/--no-hflip", help="Random horizontal flips."),
-    val_fraction: float = typer.Option(
-        _D.val_fraction, help="Stratified validation share of train/."
-    ),
-    seed: int = typer.Option(
-        _D.seed, help="Seed of the split, the initialisation, order and augmentation."
-    ),
-    device: str = typer.Option(_D.device, help="auto | cpu | cuda (auto: CUDA when present)."),
-    workers: int = typer.Option(_D.workers, help="Threads decoding images (0: inline)."),
-    strict: bool = typer.Option(
-        _D.strict, "--strict", help="Unreadable images are an error, not skipped."
-    ),
-    synthetic: Path | None = typer.Option(
-        None,
-        help="A `cli synthesize` folder (<class>/*.png + manifest.json) added to the training "
-        "split; validation and test stay real.",
-    ),
-    synthetic_ratio: float | None = typer.Option(
-        None, help="Synthetic images per real training image of each class (default: all)."
-    ),
-    train_on: str = typer.Option(
-        _D.train_on, help="real (+ --synthetic) | synthetic (synthetic only: what `cli cas` does)."
-    ),
-    epoch_size: int | None = typer.Option(
-        None,
-        help="Images drawn per epoch (default: the whole training set); set it to the real set's "
-        "size to give an augmented run its baseline's number of optimizer steps.",
-    ),
-    resume: bool = typer.Option(False, "--resume", help="Continue RUNS_DIR/NAME from its last.pt."),
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace an existing run of that name."
-    ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    preset: ClassifierPreset = None,
+    model: Model = _D.model,
+    data: Data = Path(_D.data),
+    name: Name = _D.name,
+    runs_dir: RunsDir = Path(_D.runs_dir),
+    epochs: Epochs = _D.epochs,
+    batch_size: BatchSize = _D.batch_size,
+    lr: LearningRate = _D.lr,
+    optimizer: Optimizer = _D.optimizer,
+    momentum: Annotated[float, typer.Option(help="SGD momentum.")] = _D.momentum,
+    nesterov: Annotated[
+        bool, typer.Option("--nesterov/--no-nesterov", help="Nesterov momentum (SGD).")
+    ] = _D.nesterov,
+    weight_decay: WeightDecay = _D.weight_decay,
+    scheduler: Scheduler = _D.scheduler,
+    warmup_epochs: Annotated[
+        float,
+        typer.Option(help="Linear warm-up of the cosine schedule (at most 1/4 of the run)."),
+    ] = _D.warmup_epochs,
+    label_smoothing: Annotated[
+        float, typer.Option(help="Label smoothing of the training loss.")
+    ] = _D.label_smoothing,
+    image_size: ImageSize = _D.image_size,
+    width: Width = _D.width,
+    patch_size: PatchSize = _D.patch_size,
+    vit_depth: VitDepth = _D.vit_depth,
+    vit_heads: VitHeads = _D.vit_heads,
+    cbam_pool_types: Annotated[
+        str,
+        typer.Option(
+            help="CBAM channel-gate pools, comma-separated, from "
+            + ",".join(CBAM_POOL_TYPES)
+            + ".",
+            callback=comma_list(CBAM_POOL_TYPES),
+        ),
+    ] = ",".join(_D.cbam_pool_types),
+    resize_mode: ResizeMode = _D.resize_mode,
+    augment: Augment = _D.augment,
+    hflip: Annotated[
+        bool, typer.Option("--hflip/--no-hflip", help="Random horizontal flips.")
+    ] = _D.hflip,
+    val_fraction: ValFraction = _D.val_fraction,
+    seed: TrainSeed = _D.seed,
+    device: Device = _D.device,
+    workers: Workers = _D.workers,
+    strict: Strict = _D.strict,
+    synthetic: Annotated[
+        Path | None,
+        typer.Option(
+            help="A `cli synthesize` folder (<class>/*.png + manifest.json) added to the training "
+            "split; validation and test stay real."
+        ),
+    ] = None,
+    synthetic_ratio: SyntheticRatio = _D.synthetic_ratio,
+    train_on: Annotated[
+        choice(TRAIN_ON),
+        typer.Option(help="real (+ --synthetic) or synthetic only (what `cli cas` does)."),
+    ] = _D.train_on,
+    epoch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Images drawn per epoch (default: the whole training set); set it to the real "
+            "set's size to give an augmented run its baseline's number of optimizer steps."
+        ),
+    ] = _D.epoch_size,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
 ) -> None:
     """Train a classifier on a folder-per-class dataset into RUNS_DIR/NAME/ (config.json,
     history.jsonl, last.pt, best.pt by validation accuracy). Ctrl-C saves and tells how to resume.
@@ -129,35 +129,15 @@ def train_command(
     """
     from classify.training.run import saved_train_config
     from classify.training.trainer import TrainInterrupted, train
-    from core.io import prepare_run_dir
+    from core.rundir import RunDir
 
-    values: dict[str, Any] = {
-        "model": model, "data": str(data), "name": name, "runs_dir": str(runs_dir),
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-        "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
-        "scheduler": scheduler, "warmup_epochs": warmup_epochs,
-        "label_smoothing": label_smoothing, "image_size": image_size, "width": width,
-        "patch_size": patch_size, "vit_depth": vit_depth, "vit_heads": vit_heads,
-        "cbam_pool_types": tuple(p.strip() for p in cbam_pool_types.split(",") if p.strip()),
-        "resize_mode": resize_mode, "augment": augment, "hflip": hflip,
-        "val_fraction": val_fraction, "seed": seed, "device": device, "workers": workers,
-        "strict": strict, "synthetic": str(synthetic) if synthetic else None,
-        "synthetic_ratio": synthetic_ratio, "train_on": train_on, "epoch_size": epoch_size,
-    }  # fmt: skip
     if resume:
         run_dir = runs_dir / name
-        prepare_run_dir(run_dir, resume=True, overwrite=overwrite)  # checks only
-        given = {k: v for k, v in values.items() if _given(ctx, k)}
-        given.update(name=name, runs_dir=str(runs_dir))
-        cfg = replace(saved_train_config(run_dir), **given)
+        RunDir.at(run_dir).check(resume=True, overwrite=overwrite)
+        cfg = config_from(TrainConfig, ctx, base=saved_train_config(run_dir))
+        cfg = replace(cfg, name=name, runs_dir=str(runs_dir))
     else:
-        known = {f.name for f in fields(TrainConfig)}
-        cfg = TrainConfig(**{k: v for k, v in values.items() if k in known})
-        if preset:
-            from classify.training.presets import apply_preset
-
-            explicit = {k: v for k, v in values.items() if _given(ctx, k)}
-            cfg = apply_preset(cfg, preset, explicit)
+        cfg = config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
     try:
         result = train(cfg, resume=resume, overwrite=overwrite, progress=progress)
     except TrainInterrupted as stop:
@@ -174,13 +154,6 @@ def train_command(
         highlight=False,
         soft_wrap=True,
     )
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Whether option ``name`` was set on the command line (or by environment), not defaulted."""
-    source = ctx.get_parameter_source(name)
-    # Compared by name: Typer may bring its own copy of click's ParameterSource enum.
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def register(app: typer.Typer) -> None:

@@ -11,10 +11,12 @@ Pixel convention shared by the classifiers and the GAN: model inputs are float i
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +25,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import UserError
+from core.names import RESIZE_MODES
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-RESIZE_MODES = ("crop", "squash", "pad")
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,67 @@ def decode_image(path: Path, image_size: int, resize_mode: str = "crop") -> torc
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+DecodeResult = torch.Tensor | str  # the decoded image, or why it could not be read
+
+
+def _decode_or_reason(sample: Sample, image_size: int, resize_mode: str) -> DecodeResult:
+    """The decoded image, or the first line of why the file could not be read."""
+    try:
+        return decode_image(sample.path, image_size, resize_mode)
+    except UserError:
+        raise
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+
+
+def _decode_all(
+    samples: Sequence[Sample],
+    image_size: int,
+    resize_mode: str,
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> list[DecodeResult]:
+    """Decode every sample in order, on ``workers`` threads (0: in this thread)."""
+    decode = functools.partial(_decode_or_reason, image_size=image_size, resize_mode=resize_mode)
+    results: list[DecodeResult] = []
+    with ThreadPoolExecutor(max_workers=workers) if workers > 0 else nullcontext() as pool:
+        for result in pool.map(decode, samples) if pool else map(decode, samples):
+            results.append(result)
+            if progress:
+                progress(1)
+    return results
+
+
+def _check_readable(
+    samples: Sequence[Sample],
+    class_names: list[str],
+    labels: torch.Tensor,
+    skipped: list[tuple[str, str]],
+    strict: bool,
+) -> None:
+    """Refuse (one-line :class:`UserError`) a strict load with unreadable files, a load with no
+    readable image, or a class left without any."""
+    if skipped and strict:
+        path, reason = skipped[0]
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise UserError(
+            f"{path}: unreadable image ({reason}){more}; replace or remove it, or drop --strict"
+        )
+    if not labels.numel():
+        where = os.path.commonpath([str(s.path.parent) for s in samples]) if samples else "dataset"
+        example = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise UserError(
+            f"{where}: no readable images among {len(samples)} files{example}; check the dataset folder"
+        )
+    counts = torch.bincount(labels, minlength=len(class_names))
+    for label, (name, count) in enumerate(zip(class_names, counts.tolist(), strict=True)):
+        if count == 0:
+            folder = next((s.path.parent for s in samples if s.label == label), name)
+            raise UserError(
+                f"{folder}: class {name!r} has no readable images left; add readable images for it"
+            )
+
+
 def load_samples(
     samples: Sequence[Sample],
     class_names: list[str],
@@ -182,28 +245,7 @@ def load_samples(
 ) -> ImageTensors:
     """Decode ``samples`` into memory. Unreadable files are skipped (listed in ``skipped``) or, with
     ``strict``, raise a one-line :class:`UserError` naming the first of them."""
-
-    def decode(sample: Sample) -> torch.Tensor | str:
-        try:
-            return decode_image(sample.path, image_size, resize_mode)
-        except UserError:
-            raise
-        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-            return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-
-    results: list[torch.Tensor | str] = []
-    if workers > 0:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(decode, samples):
-                results.append(result)
-                if progress:
-                    progress(1)
-    else:
-        for sample in samples:
-            results.append(decode(sample))
-            if progress:
-                progress(1)
-
+    results = _decode_all(samples, image_size, resize_mode, workers, progress)
     images, labels, paths, skipped = [], [], [], []
     for sample, result in zip(samples, results, strict=True):
         if isinstance(result, str):
@@ -212,26 +254,8 @@ def load_samples(
         images.append(result)
         labels.append(sample.label)
         paths.append(str(sample.path))
-    if skipped and strict:
-        path, reason = skipped[0]
-        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
-        raise UserError(
-            f"{path}: unreadable image ({reason}){more}; replace or remove it, or drop --strict"
-        )
-    if not images:
-        where = os.path.commonpath([str(s.path.parent) for s in samples]) if samples else "dataset"
-        example = f" (e.g. {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-        raise UserError(
-            f"{where}: no readable images among {len(samples)} files{example}; check the dataset folder"
-        )
     label_tensor = torch.tensor(labels, dtype=torch.long)
-    counts = torch.bincount(label_tensor, minlength=len(class_names))
-    for label, (name, count) in enumerate(zip(class_names, counts.tolist(), strict=True)):
-        if count == 0:
-            folder = next((s.path.parent for s in samples if s.label == label), name)
-            raise UserError(
-                f"{folder}: class {name!r} has no readable images left; add readable images for it"
-            )
+    _check_readable(samples, class_names, label_tensor, skipped, strict)
     return ImageTensors(torch.stack(images), label_tensor, paths, list(class_names), skipped)
 
 

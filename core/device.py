@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import torch
 
 from core.errors import UserError
-
-DEVICES = ("auto", "cpu", "cuda")
+from core.names import DEVICES
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -40,6 +39,17 @@ def configure_cpu_threads() -> int:
         cores = os.cpu_count() or 1
     torch.set_num_threads(max(1, cores))
     return torch.get_num_threads()
+
+
+def setup_device(name: str = "auto", *, cudnn_benchmark: bool = False) -> torch.device:
+    """Resolve ``name`` and prepare the device for a job: every core on the CPU; on CUDA,
+    ``cudnn_benchmark`` lets cuDNN pick its fastest kernels (worth it for fixed input shapes)."""
+    device = resolve_device(name)
+    if device.type == "cpu":
+        configure_cpu_threads()
+    elif cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    return device
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:

@@ -1,4 +1,4 @@
-"""Run folders and atomic file writes.
+"""Atomic file writes, JSON / JSON-lines, torch checkpoints and file hashes.
 
 Every file a run owns is written to a temporary sibling first and then renamed over the target, so an
 interrupted job never leaves a half-written checkpoint or JSON file behind.
@@ -10,9 +10,7 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +58,18 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomically ``torch.save`` a checkpoint dictionary."""
+def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+    """``state`` as ``torch.save`` writes it (serialise once, write to several files)."""
     import torch
 
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomically ``torch.save`` a checkpoint dictionary."""
+    atomic_write_bytes(path, checkpoint_bytes(state))
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -97,10 +100,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def truncate_jsonl(path: Path, keep: int) -> None:
-    """Keep the first ``keep`` records of a history file (used when resuming from a checkpoint)."""
-    records = read_jsonl(path)[:keep]
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Atomically replace ``path`` with ``records``, one JSON line each."""
+    atomic_write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in records))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -109,36 +111,3 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Create a run folder, refusing to clobber an existing run unless asked.
-
-    ``resume`` keeps the folder as it is; ``overwrite`` deletes it first.
-    """
-    run_dir = Path(run_dir)
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other: pick one")
-    exists = run_dir.exists() and any(run_dir.iterdir())
-    if resume:
-        if not (run_dir / "last.pt").is_file():
-            raise UserError(f"{run_dir}: nothing to resume (no last.pt); drop --resume to start it")
-        return
-    if exists:
-        if not overwrite:
-            raise UserError(
-                f"{run_dir}: a run of that name exists; pass --resume to continue it, "
-                "--overwrite to replace it, or choose another --name"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
-def is_inside(path: Path, folder: Path) -> bool:
-    """True when ``path`` is ``folder`` or lies below it (after resolving links)."""
-    path, folder = Path(path).resolve(), Path(folder).resolve()
-    return path == folder or folder in path.parents
-
-
-def iter_files(folder: Path) -> Iterator[Path]:
-    yield from sorted(p for p in Path(folder).rglob("*") if p.is_file())

@@ -1,7 +1,7 @@
 """Progress displays: the Rich consoles, a generic progress bar, and what a training run shows while
-it runs (bars for decoding, the whole run and the current epoch with running loss, accuracy,
-images/s, learning rate and ETA, and one summary line per epoch). The only library module that
-uses Rich."""
+it runs: :class:`TrainDisplay` for a classifier (the whole run, the current epoch, one line per
+epoch), :class:`GanDisplay` for a GAN (its iterations), both built on :class:`BarDisplay`. The
+only library module that uses Rich."""
 
 from __future__ import annotations
 
@@ -39,59 +39,57 @@ def make_progress(*extra_columns: Any, transient: bool = False) -> Progress:
     )
 
 
-class NullDisplay:
-    """Shows nothing (``progress=False``)."""
+class BarDisplay:
+    """What the training displays share: a fresh Rich progress inside each ``with`` block (decoding,
+    then training), secondary bars, notices; shows nothing when not ``enabled``."""
 
-    def __enter__(self) -> NullDisplay:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def decode_task(self, total: int) -> Callable[[int], None] | None:
-        return None
-
-    def start_run(self, name: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
-        return None
-
-    def start_epoch(self, epoch: int, epochs: int, n_batches: int, done: int) -> None:
-        return None
-
-    def batch(self, logs: dict[str, float]) -> None:
-        return None
-
-    def end_epoch(self, record: dict[str, Any]) -> None:
-        return None
-
-    def notice(self, message: str) -> None:
-        return None
-
-
-class TrainDisplay(NullDisplay):
-    """A fresh Rich progress for each ``with`` block (decoding, then training)."""
-
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.progress: Progress | None = None
-        self.run_task: TaskID | None = None
-        self.epoch_task: TaskID | None = None
 
-    def __enter__(self) -> TrainDisplay:
-        self.progress = make_progress()
-        self.progress.start()
+    def __enter__(self) -> BarDisplay:
+        if self.enabled:
+            self.progress = make_progress()
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
         self.progress = None
-        self.run_task = self.epoch_task = None
+        self.forget_tasks()
 
-    def decode_task(self, total: int) -> Callable[[int], None] | None:
+    def forget_tasks(self) -> None:
+        """Drop the task ids of the progress that just closed (subclasses hold some)."""
+
+    def task(self, description: str, total: int) -> Callable[[int], None] | None:
+        """A secondary bar; returns its ``advance(n)`` (``None`` without a display)."""
         progress = self.progress
         if progress is None:
             return None
-        task = progress.add_task("decode train", total=total, info="")
+        task = progress.add_task(description, total=total, info="")
         return lambda n: progress.advance(task, n)
+
+    def notice(self, message: str, style: str | None = "yellow") -> None:
+        """One line above the bars (a warning in yellow unless ``style`` says otherwise)."""
+        if not self.enabled:
+            return
+        console = self.progress.console if self.progress is not None else err_console
+        console.print(f"[{style}]{message}[/{style}]" if style else message, highlight=False,
+                      soft_wrap=True)  # fmt: skip
+
+
+class TrainDisplay(BarDisplay):
+    """A classifier run: bars for the whole run and the current epoch with running loss,
+    accuracy, images/s and learning rate, and one summary line per epoch."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        super().__init__(enabled)
+        self.run_task: TaskID | None = None
+        self.epoch_task: TaskID | None = None
+
+    def forget_tasks(self) -> None:
+        self.run_task = self.epoch_task = None
 
     def start_run(self, name: str, epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
         if self.progress is None:
@@ -140,10 +138,28 @@ class TrainDisplay(NullDisplay):
             highlight=False,
         )
 
-    def notice(self, message: str) -> None:
-        console = self.progress.console if self.progress is not None else err_console
-        console.print(f"[yellow]{message}[/yellow]", highlight=False)
 
+class GanDisplay(BarDisplay):
+    """A GAN run: one bar over its iterations with losses, D's accuracies and images/s."""
 
-def make_display(progress: bool) -> NullDisplay:
-    return TrainDisplay() if progress else NullDisplay()
+    def __init__(self, enabled: bool = True) -> None:
+        super().__init__(enabled)
+        self.main_task: TaskID | None = None
+
+    def forget_tasks(self) -> None:
+        self.main_task = None
+
+    def start(self, name: str, total: int, done: int) -> None:
+        if self.progress is not None:
+            self.main_task = self.progress.add_task(
+                f"gan {name}", total=total, completed=done, info=""
+            )
+
+    def update(self, iteration: int, stats: dict[str, float], ips: float) -> None:
+        if self.progress is None or self.main_task is None:
+            return
+        info = (
+            f"D {stats['d_loss']:.3f} G {stats['g_loss']:.3f} "
+            f"acc real {stats['d_real_acc']:.2f} fake {stats['d_fake_acc']:.2f} {ips:.0f} img/s"
+        )
+        self.progress.update(self.main_task, completed=iteration, info=info)

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from classify.training.config import TrainConfig
-from classify.training.synthetic import MANIFEST
 from core.errors import UserError
-from core.io import read_json, write_json
+from core.manifest import MANIFEST, Manifest
 
 
 def synthetic_dataset(synthetic: str | Path) -> str:
@@ -25,7 +24,7 @@ def synthetic_dataset(synthetic: str | Path) -> str:
     manifest_path = Path(synthetic) / MANIFEST
     if not manifest_path.is_file():
         raise UserError(f"{manifest_path}: missing; pass a folder written by `cli synthesize`")
-    data = read_json(manifest_path).get("dataset")
+    data = Manifest.read(manifest_path).dataset
     if not data:
         raise UserError(f"{manifest_path}: names no dataset; pass --data DIR")
     return str(data)
@@ -45,9 +44,10 @@ def run_cas(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Train ``cfg`` (synthetic only), evaluate it on the real test set and annotate the manifest."""
-    from classify.evaluation.evaluate import evaluate_run, read_metrics
-    from classify.training.train_all import evaluation_current, training_complete
+    from classify.evaluation.evaluate import evaluate_run
     from classify.training.trainer import train
+    from core.evaldir import evaluation_current, read_metrics
+    from core.rundir import training_complete
 
     if cfg.synthetic is None or cfg.train_on != "synthetic":
         raise ValueError("run_cas needs a config made by cas_config")
@@ -77,7 +77,5 @@ def run_cas(
             "macro_f1": base["macro_f1"],
         }
     manifest_path = Path(cfg.synthetic) / MANIFEST
-    manifest = read_json(manifest_path)
-    manifest["cas"] = result
-    write_json(manifest_path, manifest)
+    replace(Manifest.read(manifest_path), cas=result).write(manifest_path)
     return result

@@ -6,27 +6,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from shapes_dataset import make_shapes_dataset
 from typer.testing import CliRunner
 
 from classify.evaluation.evaluate import Predictions, read_predictions
 from core.errors import UserError
 from core.io import read_json
-from study.compare.runs import (
-    RunResult,
-    check_pairable,
-    compare_runs,
-    holm_adjust,
-    pair_numbers,
-    parse_run_list,
-)
-from study.report.document import build_blocks, render_html, render_markdown
+from study.compare.numbers import compare_runs, holm_adjust, pair_numbers
+from study.compare.runs import RunResult, check_pairable, parse_run_list
+from study.report.content import build_blocks
+from study.report.html import render_html
+from study.report.markdown import render_markdown
 from study.stats import bootstrap_delta, mcnemar_exact, mean_std
 
 CLASSES = ["circle", "square", "triangle"]
@@ -45,15 +39,17 @@ def _fid(value: float) -> dict[str, float | int]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, make_dataset: Callable[..., Path]
+) -> dict[str, Path]:
     """A shapes dataset, a synthetic set with a manifest, and two runs trained for one epoch."""
     from classify.training.config import TrainConfig
     from classify.training.trainer import train
 
     root = tmp_path_factory.mktemp("compare")
-    data = make_shapes_dataset(root / "data", train_per_class=8, test_per_class=6, size=32)
+    data = make_dataset(root / "data", "shapes", train_per_class=8, test_per_class=6, size=32)
     synthetic = (
-        make_shapes_dataset(root / "gen", train_per_class=6, test_per_class=0, size=32, seed=5)
+        make_dataset(root / "gen", "shapes", train_per_class=6, test_per_class=0, size=32, seed=5)
         / "train"
     )
     (synthetic / "manifest.json").write_text(
@@ -71,28 +67,23 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
             }
         )
     )
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared 2-core machine: one thread is far faster
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")  # configure_cpu_threads keeps an explicit setting
-        for name, synth in (("base", None), ("aug", str(synthetic))):
-            train(
-                TrainConfig(
-                    data=str(data),
-                    name=name,
-                    runs_dir=str(root / "runs"),
-                    epochs=1,
-                    batch_size=8,
-                    image_size=32,
-                    width=0.0625,
-                    device="cpu",
-                    seed=1,
-                    synthetic=synth,
-                ),
-                progress=False,
-            )
-        yield {"root": root, "data": data, "runs": root / "runs", "synthetic": synthetic}
-    torch.set_num_threads(previous)
+    for name, synth in (("base", None), ("aug", str(synthetic))):
+        train(
+            TrainConfig(
+                data=str(data),
+                name=name,
+                runs_dir=str(root / "runs"),
+                epochs=1,
+                batch_size=8,
+                image_size=32,
+                width=0.0625,
+                device="cpu",
+                seed=1,
+                synthetic=synth,
+            ),
+            progress=False,
+        )
+    return {"root": root, "data": data, "runs": root / "runs", "synthetic": synthetic}
 
 
 def _compare(runs: dict[str, Path], *args: str) -> tuple[int, str]:
@@ -123,6 +114,7 @@ def _correct(run_dir: Path, order: list[str] | None = None) -> tuple[np.ndarray,
     return (p.true == p.predicted)[rows], list(order or p.files)
 
 
+@pytest.mark.slow
 def test_compare_report_matches_runs_and_stats(runs: dict[str, Path]) -> None:
     out = runs["root"] / "report"
     code, output = _compare(runs, "base", "aug", "--out", str(out), "--per-class", "2")

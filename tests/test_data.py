@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from shapes_dataset import make_shapes_dataset, tree_digest
 from typer.testing import CliRunner
 
 from core.data import load_samples, scan_dataset, warn_skipped
@@ -20,8 +19,8 @@ TINY = ["--image-size", "32", "--width", "0.0625", "--batch-size", "16", "--epoc
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_shapes_dataset(tmp_path_factory.mktemp("pristine") / "data", 6, 2)
+def pristine(tmp_path_factory: pytest.TempPathFactory, make_dataset: Callable[..., Path]) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("pristine") / "data", "shapes", 6, 2)
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def _break_two_images(root: Path) -> tuple[Path, Path]:
 
 
 def test_unreadable_and_empty_images_are_skipped_with_a_warning(
-    dataset: Path, tmp_path: Path
+    dataset: Path, tmp_path: Path, tree_digest: Callable[[Path], str]
 ) -> None:
     garbage, empty = _break_two_images(dataset)
     index = scan_dataset(dataset)
@@ -73,7 +72,9 @@ def test_unreadable_and_empty_images_are_skipped_with_a_warning(
     assert tree_digest(dataset) == before
 
 
-def test_strict_turns_unreadable_images_into_an_error(dataset: Path, tmp_path: Path) -> None:
+def test_strict_turns_unreadable_images_into_an_error(
+    dataset: Path, tmp_path: Path, tree_digest: Callable[[Path], str]
+) -> None:
     garbage, _ = _break_two_images(dataset)
     index = scan_dataset(dataset)
     with pytest.raises(UserError, match="and 1 more"):
@@ -154,7 +155,11 @@ def _missing_root(root: Path) -> Path:
     ],
 )
 def test_bad_dataset_is_a_one_line_error_naming_it(
-    dataset: Path, tmp_path: Path, breaker: Callable[[Path], Path], expect: str
+    dataset: Path,
+    tmp_path: Path,
+    breaker: Callable[[Path], Path],
+    expect: str,
+    tree_digest: Callable[[Path], str],
 ) -> None:
     named = breaker(dataset)
     before = tree_digest(dataset)

@@ -10,16 +10,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import CLASS_NAMES, copy_run, shared_run
 from typer.testing import CliRunner
 
-from classify.checkpoint import load_classifier, resolve_run_dir
-from classify.evaluation.evaluate import (
-    evaluate_run,
-    read_metrics,
-    read_predictions,
-    update_metrics,
-)
+from classify.checkpoint import load_classifier
+from classify.evaluation.evaluate import evaluate_run, read_predictions
 from classify.evaluation.figures import plot_confusion, plot_curves
 from classify.evaluation.metrics import (
     accuracy,
@@ -31,34 +25,16 @@ from classify.evaluation.metrics import (
     row_normalised,
 )
 from core.errors import UserError
+from core.evaldir import read_metrics, update_metrics
 from core.io import read_json, save_checkpoint
+from core.rundir import resolve_run_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The test machine is shared: more threads than free cores makes torch's kernels spin.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return shared_run(tmp_path_factory)
+CLASS_NAMES = ["boot", "sandal", "sneaker"]  # tiny_run's classes (conftest's "halves" pattern)
 
 
 @pytest.fixture
-def private_run(run, tmp_path):
-    runs_dir, data = run
-    return copy_run(runs_dir, tmp_path / "runs"), data
-
-
-@pytest.fixture
-def cli(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # configure_cpu_threads keeps an explicit setting
+def cli():
     from cli import app
 
     runner = CliRunner()
@@ -120,16 +96,16 @@ def test_mean_cross_entropy_and_summary():
 # --- loading --------------------------------------------------------------------------------
 
 
-def test_resolve_run_dir_by_name_or_path_and_unknown(run):
-    runs_dir, _ = run
+def test_resolve_run_dir_by_name_or_path_and_unknown(tiny_run):
+    runs_dir, _ = tiny_run
     assert resolve_run_dir("tiny", runs_dir) == runs_dir / "tiny"
     assert resolve_run_dir(runs_dir / "tiny", "elsewhere") == runs_dir / "tiny"
     with pytest.raises(UserError, match="'nosuch' not found.*tiny"):
         resolve_run_dir("nosuch", runs_dir)
 
 
-def test_load_classifier_and_predict_proba(run):
-    runs_dir, _ = run
+def test_load_classifier_and_predict_proba(tiny_run):
+    runs_dir, _ = tiny_run
     loaded = load_classifier("tiny", "best", runs_dir, device="cpu")
     assert loaded.class_names == CLASS_NAMES and loaded.epoch == 2 and not loaded.model.training
     assert load_classifier("tiny", "last", runs_dir, device="cpu").epoch == 3
@@ -218,14 +194,9 @@ def test_metrics_json_updates_merge(private_run):
     assert "accuracy" in read_metrics(run_dir) and "per_class" in read_metrics(run_dir)
 
 
-def test_test_set_class_mismatch_is_a_user_error(private_run, tmp_path):
-    runs_dir, data = private_run
-    other = tmp_path / "other"
-    for split in ("train", "test"):
-        (other / split / "cats").mkdir(parents=True)
-        (other / split / "cats" / "a.png").write_bytes(
-            (data / "test/boot/boot_00.png").read_bytes()
-        )
+def test_test_set_class_mismatch_is_a_user_error(private_run, tmp_path, make_dataset):
+    runs_dir, _ = private_run
+    other = make_dataset(tmp_path / "other", "halves", 1, 1, classes=["cats"])
     with pytest.raises(UserError, match="differ from the run's"):
         evaluate_run("tiny", runs_dir=runs_dir, device="cpu", data=other, show_progress=False)
 
@@ -266,16 +237,16 @@ def test_cli_evaluate_end_to_end(private_run, cli):
 
 
 @pytest.mark.parametrize("command", [["evaluate"], ["gradcam"], ["predict", "x.png"]])
-def test_cli_unknown_run_exits_2_with_one_line(run, cli, command):
-    runs_dir, _ = run
+def test_cli_unknown_run_exits_2_with_one_line(tiny_run, cli, command):
+    runs_dir, _ = tiny_run
     result = cli(command[0], "nosuch", *command[1:], "--runs-dir", runs_dir)
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: run 'nosuch' not found")
 
 
-def test_cli_predict_top_k_and_json(run, cli, tmp_path):
-    runs_dir, data = run
+def test_cli_predict_top_k_and_json(tiny_run, cli, tmp_path):
+    runs_dir, data = tiny_run
     images = [data / "test/boot/boot_00.png", data / "test/sneaker/sneaker_01.png"]
     result = cli("predict", "tiny", *images, "--top-k", "2", "--runs-dir", runs_dir)
     assert result.exit_code == 0, result.output
@@ -296,9 +267,9 @@ def test_cli_predict_top_k_and_json(run, cli, tmp_path):
     assert result.exit_code == 2 and "broken.png: unreadable image" in result.output
 
 
-def test_train_then_evaluate_and_gradcam_end_to_end(run, cli, tmp_path):
+def test_train_then_evaluate_and_gradcam_end_to_end(tiny_run, cli, tmp_path):
     """The real training command writes a run this module reads (contract between the two)."""
-    _, data = run
+    _, data = tiny_run
     runs_dir = tmp_path / "runs"
     result = cli(
         "train",

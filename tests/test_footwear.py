@@ -75,6 +75,7 @@ def test_missing_idx_files_explain_how_to_get_them(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_real_footwear_set(tmp_path: Path) -> None:
     try:
         find_idx_dir()

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from gan_helpers import (
-    COLOURS,
-    make_colour_dataset,
-    single_thread,
-    stand_in_extractor,
-    tiny_config,
-)
 from typer.testing import CliRunner
 
+from augment.fid.standin import RandomConvExtractor
 from augment.gan import config as gan_config
 from augment.gan import diffaugment, losses, models
 from augment.gan.ema import ema_decay_at, ema_update
@@ -24,17 +19,17 @@ from augment.sampling import class_generator, class_images, load_gan
 from core.errors import UserError
 from core.io import load_checkpoint, read_jsonl
 
+COLOURS = {"blue": (20, 40, 230), "red": (230, 30, 30)}  # conftest's "colours" pattern
+
 
 @pytest.fixture(autouse=True)
-def one_thread_and_private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SHOEGAN_CACHE_DIR", str(tmp_path / "cache"))
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")
-def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_colour_dataset(tmp_path_factory.mktemp("colours") / "data")
+def colours(tmp_path_factory: pytest.TempPathFactory, make_dataset: Callable[..., Path]) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("colours") / "data", "colours", 24, 6)
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -90,8 +85,8 @@ def test_config_mirrors_the_registries() -> None:
     with pytest.raises(UserError, match="--diffaugment"):
         gan_config.GanConfig(diffaugment="color,zoom").validate()
     with pytest.raises(UserError, match="--preset"):
-        gan_config.preset_config("huge")
-    assert gan_config.preset_config("quick", ngf=16).ngf == 16
+        gan_config.GAN_PRESETS.apply(gan_config.GanConfig(), "huge")
+    assert gan_config.GAN_PRESETS.apply(gan_config.GanConfig(), "quick", {"ngf": 16}).ngf == 16
 
 
 # -- DiffAugment, losses, EMA -----------------------------------------------------------------
@@ -148,11 +143,14 @@ def test_ema_averages_parameters_and_copies_buffers() -> None:
 # -- training runs ----------------------------------------------------------------------------
 
 
-def test_conditional_gan_learns_each_class_colour(colours: Path, tmp_path: Path) -> None:
+def test_conditional_gan_learns_each_class_colour(
+    colours: Path, tmp_path: Path, tiny_gan_config: Callable
+) -> None:
     """Asked for "red", G paints red; asked for "blue", blue. An unconditional or broken model
     cannot pass: both classes would get the same colour distribution."""
-    cfg = tiny_config(colours, tmp_path, iterations=120, batch_size=16, ngf=8, ndf=8, lr=1e-3,
-                      eval_every=120, fid_samples=0, ema_decay=0.9, log_every=40)  # fmt: skip
+    cfg = tiny_gan_config(colours, tmp_path, iterations=120, batch_size=16, ngf=8, ndf=8,
+                          lr=1e-3, eval_every=120, fid_samples=0, ema_decay=0.9,
+                          log_every=40)  # fmt: skip
     train_gan(cfg, progress=False)
     gan = load_gan("g", "last", runs_dir=tmp_path)
     targets = {name: torch.tensor(rgb, dtype=torch.float) for name, rgb in COLOURS.items()}
@@ -174,13 +172,13 @@ def _without_timing(records: list[dict]) -> list[dict]:
 
 @pytest.mark.parametrize("per_class", [False, True])
 def test_interrupted_and_resumed_run_equals_uninterrupted(
-    colours: Path, tmp_path: Path, per_class: bool
+    colours: Path, tmp_path: Path, per_class: bool, tiny_gan_config: Callable
 ) -> None:
-    extractor = stand_in_extractor()
-    full = tiny_config(colours, tmp_path, name="full", per_class_models=per_class, iterations=7)
+    extractor = RandomConvExtractor()
+    full = tiny_gan_config(colours, tmp_path, name="full", per_class_models=per_class, iterations=7)
     train_gan(full, progress=False, extractor=extractor)
 
-    part = tiny_config(colours, tmp_path, name="part", per_class_models=per_class, iterations=7)
+    part = tiny_gan_config(colours, tmp_path, name="part", per_class_models=per_class, iterations=7)
     with pytest.raises(GanInterrupted) as stop:
         train_gan(part, progress=False, extractor=extractor, stop_after=4)
     assert stop.value.saved and load_checkpoint(tmp_path / "part" / "last.pt")["iteration"] == 4
@@ -207,8 +205,10 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
     assert (tmp_path / "full" / "samples" / "iter_000007.png").is_file()
 
 
-def test_run_folder_contents_and_refusals(colours: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(colours, tmp_path, iterations=2, eval_every=5, fid_samples=0)
+def test_run_folder_contents_and_refusals(
+    colours: Path, tmp_path: Path, tiny_gan_config: Callable
+) -> None:
+    cfg = tiny_gan_config(colours, tmp_path, iterations=2, eval_every=5, fid_samples=0)
     result = train_gan(cfg, progress=False)
     assert result.best_fid is None and result.best_iteration == 2  # FID off: best = last
     run = tmp_path / "g"
@@ -220,10 +220,10 @@ def test_run_folder_contents_and_refusals(colours: Path, tmp_path: Path) -> None
     with pytest.raises(UserError, match="exists"):
         train_gan(cfg, progress=False)
     with pytest.raises(UserError, match="lr"):
-        train_gan(tiny_config(colours, tmp_path, lr=1e-3), resume=True, progress=False)
+        train_gan(tiny_gan_config(colours, tmp_path, lr=1e-3), resume=True, progress=False)
     with pytest.raises(UserError, match="only be extended"):
-        train_gan(tiny_config(colours, tmp_path, iterations=1), resume=True, progress=False)
-    inside = tiny_config(colours, colours / "runs", iterations=1)
+        train_gan(tiny_gan_config(colours, tmp_path, iterations=1), resume=True, progress=False)
+    inside = tiny_gan_config(colours, colours / "runs", iterations=1)
     with pytest.raises(UserError, match="inside the dataset"):
         train_gan(inside, progress=False)
     assert not (colours / "runs").exists()

@@ -6,47 +6,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import CLASS_NAMES, copy_run, dataset_tensors, shared_run
 from typer.testing import CliRunner
 
 from classify.checkpoint import load_classifier
-from classify.evaluation.evaluate import read_metrics, update_metrics
-from classify.explain.gradcam import (
-    CamOptions,
-    cam_faithfulness,
-    class_targets,
-    compute_cams,
-    display_scale,
-    overlay,
-    render_cams,
-    select_per_class,
-)
+from classify.explain.cams import CamOptions, class_targets, compute_cams
+from classify.explain.faithfulness import cam_faithfulness
+from classify.explain.gradcam_run import render_cams
+from classify.explain.overlays import display_scale, overlay
+from classify.explain.selection import select_per_class
 from core.errors import UserError
+from core.evaldir import read_metrics, update_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+CLASS_NAMES = ["boot", "sandal", "sneaker"]  # tiny_run's classes (conftest's "halves" pattern)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return shared_run(tmp_path_factory)
+def loaded(tiny_run):
+    return load_classifier("tiny", "best", tiny_run[0], device="cpu")
 
 
 @pytest.fixture(scope="module")
-def loaded(run):
-    return load_classifier("tiny", "best", run[0], device="cpu")
-
-
-@pytest.fixture(scope="module")
-def batch():
-    images, labels = dataset_tensors(4, seed=11)
+def batch(toy_images):
+    images, labels = toy_images("halves", 4, seed=11)
     return images, labels.tolist()
 
 
@@ -161,12 +143,10 @@ def test_render_cams_with_unknown_labels(loaded, batch, tmp_path):
     assert report.tiles[0][0].image.shape == (128, 128, 3)
 
 
-def test_cli_gradcam_per_class_and_image_files(run, tmp_path, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+def test_cli_gradcam_per_class_and_image_files(private_run, tmp_path):
     from cli import app
 
-    runs_dir, data = run
-    runs_dir = copy_run(runs_dir, tmp_path / "runs")
+    runs_dir, data = private_run
     run_dir = runs_dir / "tiny"
     update_metrics(run_dir, {"accuracy": 0.5})  # an evaluation result that must survive
     runner = CliRunner()

@@ -4,7 +4,7 @@ parameter counts, registry errors, a toy learning run and ``cli models``."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -12,22 +12,13 @@ from torch import nn
 from typer.testing import CliRunner
 
 from classify.models import MODEL_REGISTRY, RESNET_MODELS, ModelConfig, build_model, model_names
-from classify.models.attention import CBAM, CBAM_POOL_TYPES, ChannelGate, SqueezeExcite
+from classify.models.attention import CBAM, ChannelGate, SqueezeExcite
 from classify.models.gating import CHANNELS, SPACE, pool
 from classify.models.profile import count_parameters, forward_gflops
+from classify.names import CBAM_POOL_TYPES
 from core.errors import UserError
 
 TINY = 0.125
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # Tiny models are dominated by per-op overhead; with several processes sharing two cores, two
-    # OpenMP threads per process made these tests 20-40x slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(name: str, image_size: int = 32, **kwargs: object) -> nn.Module:

@@ -4,12 +4,10 @@ and the augmented-training pieces it relies on (class mismatch, equal step budge
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
-from PIL import Image
-from shapes_dataset import make_shapes_dataset
 from typer.testing import CliRunner
 
 TINY = ["--epochs", "1", "--width", "0.0625", "--image-size", "32", "--gan-iterations", "4",
@@ -19,12 +17,13 @@ TINY = ["--epochs", "1", "--width", "0.0625", "--image-size", "32", "--gan-itera
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict]:
+def study(
+    tmp_path_factory: pytest.TempPathFactory, make_dataset: Callable[..., Path]
+) -> tuple[Path, list[str], dict]:
     from cli import app
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("pipeline")
-    data = make_shapes_dataset(root / "shapes", train_per_class=8, test_per_class=4)
+    data = make_dataset(root / "shapes", "shapes", train_per_class=8, test_per_class=4)
     args = ["pipeline", "--data", str(data), "--runs-dir", str(root / "runs"),
             "--synthetic-dir", str(root / "synthetic"), "--reports-dir", str(root / "reports"),
             *TINY]  # fmt: skip
@@ -33,6 +32,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], di
     return root, args, json.loads((root / "runs" / "shapes-study.json").read_text())
 
 
+@pytest.mark.slow
 def test_every_step_leaves_its_outputs(study: tuple[Path, list[str], dict]) -> None:
     root, _, summary = study
     runs = root / "runs"
@@ -52,14 +52,45 @@ def test_every_step_leaves_its_outputs(study: tuple[Path, list[str], dict]) -> N
     assert [s["status"] for s in summary["steps"]].count("ran") == len(summary["steps"])
 
 
+def _runs_table(markdown: str) -> dict[str, dict[str, str]]:
+    """report.md's "Runs" table as {run name: {column: cell}}."""
+    lines = markdown.splitlines()
+    start = lines.index("## Runs")
+    header = next(line for line in lines[start:] if line.startswith("| side | run |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    table: dict[str, dict[str, str]] = {}
+    for line in lines[lines.index(header) + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = dict(zip(columns, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        table[cells["run"].strip("`")] = cells
+    return table
+
+
+@pytest.mark.slow
 def test_report_numbers_equal_the_runs_metrics(study: tuple[Path, list[str], dict]) -> None:
     root, _, summary = study
-    report = json.loads((Path(summary["report"]).parent / "report.json").read_text())
-    text = json.dumps(report)
-    for run in (*summary["baseline_runs"], *summary["augmented_runs"]):
-        metrics = json.loads((root / "runs" / run / "eval" / "metrics.json").read_text())
-        assert str(metrics["accuracy"]) in text or repr(metrics["accuracy"]) in text
-        assert repr(metrics["macro_f1"]) in text
+    folder = Path(summary["report"]).parent
+    report = json.loads((folder / "report.json").read_text())
+    printed = _runs_table((folder / "report.md").read_text())
+    # Side A holds the baselines, side B the augmented runs, each with its own eval numbers:
+    # exact in report.json, to the printed precision (half a unit in the last digit) in report.md.
+    for side, runs in (("A", summary["baseline_runs"]), ("B", summary["augmented_runs"])):
+        rows = report["runs"][side]
+        assert [row["name"] for row in rows] == runs
+        for row in rows:
+            path = root / "runs" / row["name"] / "eval" / "metrics.json"
+            metrics = json.loads(path.read_text())
+            assert row["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-12)
+            assert row["macro_f1"] == pytest.approx(metrics["macro_f1"], abs=1e-12)
+            shown = printed[row["name"]]
+            assert shown["side"] == side
+            assert shown["test acc"].endswith("%")
+            accuracy = float(shown["test acc"].removesuffix("%")) / 100
+            assert accuracy == pytest.approx(metrics["accuracy"], abs=0.5e-4 + 1e-12)
+            assert float(shown["macro-F1"]) == pytest.approx(
+                metrics["macro_f1"], abs=0.5e-4 + 1e-12
+            )
     # The augmented run trained on real + synthetic with the baseline's step budget.
     base = json.loads((root / "runs" / summary["baseline_runs"][0] / "config.json").read_text())
     aug = json.loads((root / "runs" / summary["augmented_runs"][0] / "config.json").read_text())
@@ -73,6 +104,7 @@ def test_report_numbers_equal_the_runs_metrics(study: tuple[Path, list[str], dic
     assert len(hist_a.splitlines()) == len(hist_b.splitlines())
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_steps(study: tuple[Path, list[str], dict]) -> None:
     from cli import app
 
@@ -94,6 +126,7 @@ def test_rerun_skips_finished_steps(study: tuple[Path, list[str], dict]) -> None
     assert (root / "runs" / "shapes-gan" / "last.pt").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_a_synthetic_ratio_adds_its_own_augmented_run(
     study: tuple[Path, list[str], dict],
 ) -> None:
@@ -115,13 +148,15 @@ def test_a_synthetic_ratio_adds_its_own_augmented_run(
     assert Path(summary["report"]).parent.name.endswith("-baseline-vs-augmented-r0.5")
 
 
-def test_synthetic_class_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+def test_synthetic_class_mismatch_is_a_clear_error(
+    tmp_path: Path, make_dataset: Callable[..., Path]
+) -> None:
     from cli import app
 
-    data = make_shapes_dataset(tmp_path / "data", train_per_class=4, test_per_class=2)
-    for name in ("circle", "square", "hexagon"):
-        (tmp_path / "syn" / name).mkdir(parents=True)
-        Image.new("RGB", (32, 32), "red").save(tmp_path / "syn" / name / "0.png")
+    data = make_dataset(tmp_path / "data", "shapes", train_per_class=4, test_per_class=2)
+    synthetic = make_dataset(
+        tmp_path / "syn", "shapes", 1, 0, classes=("circle", "square", "hexagon")
+    )
     result = CliRunner().invoke(
         app,
         [
@@ -133,7 +168,7 @@ def test_synthetic_class_mismatch_is_a_clear_error(tmp_path: Path) -> None:
             "--runs-dir",
             str(tmp_path / "runs"),
             "--synthetic",
-            str(tmp_path / "syn"),
+            str(synthetic / "train"),
             "--epochs",
             "1",
             "--width",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from gan_helpers import make_colour_dataset, single_thread, stand_in_extractor, tiny_config
 from typer.testing import CliRunner
 
+from augment.fid.standin import RandomConvExtractor
 from augment.gan.config import SynthConfig
 from augment.gan.trainer import train_gan
 from augment.synthesize import synthesize
@@ -19,23 +20,24 @@ from core.io import sha256_file
 
 
 @pytest.fixture(autouse=True)
-def one_thread_and_private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SHOEGAN_CACHE_DIR", str(tmp_path / "cache"))
-    with single_thread():
-        yield
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def trained(
+    tmp_path_factory: pytest.TempPathFactory,
+    make_dataset: Callable[..., Path],
+    tiny_gan_config: Callable,
+) -> dict[str, Path]:
     """A dataset and two tiny trained GANs: conditional ("cond") and per-class ("pc")."""
     root = tmp_path_factory.mktemp("synth")
-    data = make_colour_dataset(root / "data", train_per_class=16, test_per_class=5)
+    data = make_dataset(root / "data", "colours", train_per_class=16, test_per_class=5)
     runs = root / "runs"
-    with single_thread():
-        for name, per_class in (("cond", False), ("pc", True)):
-            cfg = tiny_config(data, runs, name=name, per_class_models=per_class, iterations=3,
+    for name, per_class in (("cond", False), ("pc", True)):
+        cfg = tiny_gan_config(data, runs, name=name, per_class_models=per_class, iterations=3,
                               eval_every=3, fid_samples=0)  # fmt: skip
-            train_gan(cfg, progress=False)
+        train_gan(cfg, progress=False)
     return {"data": data, "runs": runs, "root": root}
 
 
@@ -70,8 +72,8 @@ def test_same_seed_gives_identical_pngs(trained: dict[str, Path], tmp_path: Path
 def test_manifest_records_source_counts_and_fid(trained: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "syn"
     manifest = synthesize(
-        _cfg(trained, out, fid=True, per_class=7), progress=False, extractor=stand_in_extractor()
-    )
+        _cfg(trained, out, fid=True, per_class=7), progress=False, extractor=RandomConvExtractor()
+    ).to_json()
     assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
     run = trained["runs"] / "cond"
     assert manifest["gan_run"] == "cond" and manifest["seed"] == 0
@@ -146,7 +148,9 @@ def test_filter_keeps_confident_samples_and_reports_the_cap(
         return fakes[-1]
 
     monkeypatch.setattr(classify.checkpoint, "load_classifier", load_classifier)
-    manifest = synthesize(_cfg(trained, tmp_path / "f", filter_with="clf"), progress=False)
+    manifest = synthesize(
+        _cfg(trained, tmp_path / "f", filter_with="clf"), progress=False
+    ).to_json()
     assert manifest["counts"] == {"blue": 6, "red": 6}
     assert manifest["filter"]["acceptance_rate"] == {"blue": 0.5, "red": 0.5}
     assert manifest["filter"]["cap_hit"] == []
@@ -158,7 +162,7 @@ def test_filter_keeps_confident_samples_and_reports_the_cap(
     with pytest.warns(UserWarning, match="only 3 of 6"):
         manifest = synthesize(
             _cfg(trained, tmp_path / "g", filter_with="clf", max_draw_factor=3), progress=False
-        )
+        ).to_json()
     assert manifest["counts"] == {"blue": 3, "red": 6}
     assert manifest["filter"]["drawn"]["blue"] == 18 and manifest["filter"]["cap_hit"] == ["blue"]
     assert len(list((tmp_path / "g" / "blue").glob("*.png"))) == 3

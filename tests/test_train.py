@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from shapes_dataset import make_shapes_dataset, tree_digest
 from typer.testing import CliRunner
 
 from classify.models import ModelConfig, build_model
 from classify.training.config import AUGMENTS, OPTIMIZERS, SCHEDULERS, TrainConfig
+from classify.training.engine import TrainCallback
 from classify.training.optim import OPTIMIZERS as OPTIMIZER_REGISTRY
 from classify.training.optim import (
     SCHEDULES,
@@ -23,11 +25,11 @@ from classify.training.optim import (
     cosine_factor,
     onecycle_factor,
 )
-from classify.training.trainer import TrainCallback, TrainInterrupted, train
+from classify.training.trainer import TrainInterrupted, train
 from classify.transforms import AUGMENTATIONS, augment_batch, pad_crop, resized_crop_params
 from core.errors import UserError
 from core.interrupts import InterruptGuard
-from core.io import load_checkpoint, read_json, read_jsonl
+from core.io import load_checkpoint, read_json, read_jsonl, save_checkpoint
 
 TINY = dict(image_size=32, width=0.0625, batch_size=16, device="cpu", seed=3)
 
@@ -176,8 +178,8 @@ def test_interrupt_guard_leaves_an_ignored_sigint_ignored() -> None:
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "data")
+def shapes(tmp_path_factory: pytest.TempPathFactory, make_dataset: Callable[..., Path]) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("shapes") / "data", "shapes")
 
 
 def _cfg(data: Path, runs: Path, name: str, **kw: object) -> TrainConfig:
@@ -246,7 +248,10 @@ def test_run_folder_contents(shapes: Path, reference: Path) -> None:
 
 
 def test_train_never_reads_the_test_split(
-    shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shapes: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tree_digest: Callable[[Path], str],
 ) -> None:
     import core.data
 
@@ -286,6 +291,24 @@ def test_resume_mid_epoch_is_exact(shapes: Path, reference: Path, tmp_path: Path
     assert [r["train_loss"] for r in hist] == [r["train_loss"] for r in ref_hist]
 
 
+def test_old_layout_checkpoint_loads_and_resumes(
+    shapes: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Checkpoints written before the layout was shared kept the config under "train_config"."""
+    from classify.checkpoint import load_classifier
+
+    run = tmp_path / "old"
+    shutil.copytree(reference, run)
+    for name in ("last.pt", "best.pt"):
+        state = load_checkpoint(run / name)
+        state["train_config"] = state.pop("config")
+        save_checkpoint(run / name, state)
+    assert load_classifier(run, "best").train_config == _cfg(shapes, reference.parent, "ref")
+    result = train(_cfg(shapes, tmp_path, "old", epochs=3), resume=True, progress=False)
+    assert result.epochs == 3 and [r["epoch"] for r in result.history] == [1, 2, 3]
+    assert "config" in load_checkpoint(run / "last.pt")  # written in the new layout
+
+
 def test_extending_epochs_continues_a_constant_schedule(shapes: Path, tmp_path: Path) -> None:
     two = _cfg(shapes, tmp_path, "two", scheduler="none", model="resnet50-se")
     train(two, progress=False)
@@ -296,8 +319,15 @@ def test_extending_epochs_continues_a_constant_schedule(shapes: Path, tmp_path: 
     assert TrainConfig.from_dict(read_json(tmp_path / "one" / "config.json")["train"]).epochs == 2
 
 
-def test_synthetic_images_join_the_training_split_only(shapes: Path, tmp_path: Path) -> None:
-    synthetic = make_shapes_dataset(tmp_path / "gen", train_per_class=3, test_per_class=0, seed=9)
+def test_synthetic_images_join_the_training_split_only(
+    shapes: Path,
+    tmp_path: Path,
+    make_dataset: Callable[..., Path],
+    tree_digest: Callable[[Path], str],
+) -> None:
+    synthetic = make_dataset(
+        tmp_path / "gen", "shapes", train_per_class=3, test_per_class=0, seed=9
+    )
     folder = synthetic / "train"  # a synthetic set is <class>/*.png (+ manifest.json)
     (folder / "manifest.json").write_text('{"gan_run": "g", "fid": {"overall": {"fid": 1.0}}}')
     before = tree_digest(folder)
@@ -310,7 +340,9 @@ def test_synthetic_images_join_the_training_split_only(shapes: Path, tmp_path: P
     assert tree_digest(folder) == before
 
 
-def test_existing_run_is_refused_and_left_alone(shapes: Path, reference: Path) -> None:
+def test_existing_run_is_refused_and_left_alone(
+    shapes: Path, reference: Path, tree_digest: Callable[[Path], str]
+) -> None:
     before = tree_digest(reference)
     with pytest.raises(UserError, match="--resume .*--overwrite"):
         train(_cfg(shapes, reference.parent, "ref"), progress=False)
@@ -366,25 +398,25 @@ def test_cli_train_end_to_end(
     assert conflict.exit_code == 2 and "lr (saved None, given 0.5)" in conflict.output
 
     # A Ctrl-C inside a step (e.g. a second Ctrl-C) must not save a half-updated state.
-    import classify.training.trainer
+    import classify.training.engine
 
     calls = {"n": 0}
-    step = classify.training.trainer.Trainer.train_step
+    step = classify.training.engine.Trainer.train_step
 
-    def flaky(self: classify.training.trainer.Trainer, *a: object) -> tuple[float, int]:
+    def flaky(self: classify.training.engine.Trainer, *a: object) -> tuple[float, int]:
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
         return step(self, *a)
 
-    monkeypatch.setattr(classify.training.trainer.Trainer, "train_step", flaky)
+    monkeypatch.setattr(classify.training.engine.Trainer, "train_step", flaky)
     extend = ["train", "--runs-dir", str(tmp_path), "--name", "cbam", "--resume", "--epochs", "2",
               "--no-progress"]  # fmt: skip
     stopped = runner.invoke(app, extend)
     assert stopped.exit_code == 130 and "--resume" in stopped.output, stopped.output
     assert load_checkpoint(tmp_path / "cbam" / "last.pt")["position"] is None
 
-    monkeypatch.setattr(classify.training.trainer.Trainer, "train_step", step)
+    monkeypatch.setattr(classify.training.engine.Trainer, "train_step", step)
     resumed = runner.invoke(app, extend)
     assert resumed.exit_code == 0, resumed.output
     assert [r["epoch"] for r in read_jsonl(tmp_path / "cbam" / "history.jsonl")] == [1, 2]

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-import torch
-from shapes_dataset import make_shapes_dataset
+import pytest
 from typer.testing import CliRunner
 
 TINY = ["--image-size", "32", "--width", "0.0625", "--epochs", "1", "--batch-size", "16"]
 
 
-def test_train_all_trains_ranks_and_resumes(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_train_all_trains_ranks_and_resumes(
+    tmp_path: Path, make_dataset: Callable[..., Path]
+) -> None:
     from cli import app
 
-    torch.set_num_threads(1)
-    data = make_shapes_dataset(tmp_path / "data", train_per_class=8, test_per_class=4)
+    data = make_dataset(tmp_path / "data", "shapes", train_per_class=8, test_per_class=4)
     runs = tmp_path / "runs"
     args = ["train-all", "--data", str(data), "--runs-dir", str(runs), "--models",
             "resnet50,resnet50-se", "--cam-per-class", "1", "--device", "cpu", *TINY]  # fmt: skip

@@ -4,13 +4,13 @@ resume, and the `attention` command."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import write_dataset
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -194,8 +194,9 @@ def test_unit_maps_have_the_image_size_and_range() -> None:
 
 
 @pytest.fixture(scope="module")
-def halves(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("halves") / "data", n_train=40, n_test=10)
+def halves(tmp_path_factory: pytest.TempPathFactory, make_dataset: Callable[..., Path]) -> Path:
+    root = tmp_path_factory.mktemp("halves") / "data"
+    return make_dataset(root, "halves", 40, 10, name="{cls}_{index:02d}")
 
 
 def _cfg(data: Path, runs: Path, name: str = "vit", **kw: object) -> TrainConfig:
@@ -251,14 +252,13 @@ def test_vit_resume_is_exact(halves: Path, tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_gradcam_works_on_the_token_grid(vit_run: Path) -> None:
-    from eval_fixtures import dataset_tensors
-
+def test_gradcam_works_on_the_token_grid(vit_run: Path, toy_images: Callable) -> None:
     from classify.checkpoint import load_classifier
-    from classify.explain.gradcam import cam_faithfulness, compute_cams
+    from classify.explain.cams import compute_cams
+    from classify.explain.faithfulness import cam_faithfulness
 
     loaded = load_classifier(vit_run.name, "best", vit_run.parent, "cpu")
-    images, labels = dataset_tensors(6, seed=5)
+    images, labels = toy_images("halves", 6, seed=5)
     images = torch.nn.functional.interpolate(images.float(), size=16).to(torch.uint8)
     cams = compute_cams(loaded, images, labels.tolist())
     assert cams.shape == (6, 16, 16) and np.isfinite(cams).all()
@@ -313,9 +313,9 @@ def test_attention_command_on_files_and_bad_input(vit_run: Path, tmp_path: Path)
         assert result.exit_code == 2 and match in result.output, result.output
 
 
-def test_attention_command_refuses_a_resnet(halves: Path, tmp_path: Path) -> None:
-    from eval_fixtures import make_run
-
+def test_attention_command_refuses_a_resnet(
+    halves: Path, tmp_path: Path, make_run: Callable[..., Path]
+) -> None:
     from cli import app
 
     make_run(tmp_path, halves, name="cnn")
@@ -337,9 +337,7 @@ def test_train_all_trains_a_vit_beside_a_resnet(halves: Path, tmp_path: Path) ->
 
 
 @pytest.fixture(scope="module")
-def cnn_run(halves: Path, vit_run: Path) -> Path:
-    from eval_fixtures import make_run
-
+def cnn_run(halves: Path, vit_run: Path, make_run: Callable[..., Path]) -> Path:
     return make_run(vit_run.parent, halves, name="cnn")
 
 

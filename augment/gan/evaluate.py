@@ -25,7 +25,7 @@ EVAL_SEED_OFFSET = 7919  # evaluation noise differs from the grid's, and is fixe
 
 def build_named_extractor(name: str, device: torch.device | str = "cpu") -> Any:
     """An extractor from :mod:`augment.fid`'s registry ("inception" is the standard FID network)."""
-    from augment.fid import build_extractor
+    from augment.fid.extractor import build_extractor
 
     return build_extractor(device=device, name=name)
 
@@ -36,14 +36,14 @@ def features(
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    from augment.fid import features_of
+    from augment.fid.features import features_of
 
     return np.asarray(features_of(images, extractor, batch_size=batch_size, progress=progress))
 
 
 def fid_kid_dict(feats_a: np.ndarray, feats_b: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """FID and KID of two feature sets (KID subsets clamped to the smaller set by augment.fid)."""
-    from augment.fid import fid_kid
+    from augment.fid.metrics import fid_kid
 
     return fid_kid(feats_a, feats_b, seed=seed).to_dict()
 
@@ -58,7 +58,7 @@ def class_features(
 ) -> list[np.ndarray]:
     """Features of each class's images, kept in :mod:`augment.fid`'s feature cache under a key of
     the decoded pixels and the extractor (so training, resumes and ``synthesize`` share them)."""
-    from augment.fid import FeatureCache
+    from augment.fid.cache import FeatureCache
 
     store = FeatureCache() if cache else None
     result = []

@@ -1,4 +1,5 @@
-"""The GAN run folder: ``config.json``, checkpoint layout, resume rules, the progress display.
+"""What a GAN run stores: ``config.json``, the checkpoint check, resume rules, history lines (the
+folder's lifecycle itself is :mod:`core.rundir`, shared with the classifier).
 
 ``runs/NAME/`` holds ``config.json`` (GanConfig + class names + dataset summary + versions),
 ``history.jsonl`` (``kind: "train"`` lines every ``log_every`` iterations with mean losses and D's
@@ -9,25 +10,17 @@ accuracies; ``kind: "eval"`` lines with the sample grid and per-class FID/KID), 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import Progress, TaskID
 from torch import nn
 
 from augment.gan.config import RESUMABLE_FIELDS, GanConfig
 from augment.sampling import CHECKPOINT_FORMAT
-from classify.training.run import now, versions
 from core.data import ImageTensors
 from core.errors import UserError
-from core.progress import make_progress
-
-
-def run_dir_of(cfg: GanConfig) -> Path:
-    return Path(cfg.runs_dir) / cfg.name
 
 
 def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -35,6 +28,7 @@ def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def run_config_json(cfg: GanConfig, data: ImageTensors, data_sha256: str) -> dict[str, Any]:
+    """The content of ``config.json`` (:meth:`core.rundir.RunDir.write_config` stamps it)."""
     return {
         "gan": cfg.to_dict(),
         "class_names": list(data.class_names),
@@ -46,8 +40,6 @@ def run_config_json(cfg: GanConfig, data: ImageTensors, data_sha256: str) -> dic
             "skipped": [list(s) for s in data.skipped],
             "images_sha256": data_sha256,
         },
-        "versions": versions(),
-        "created": now(),
     }
 
 
@@ -59,8 +51,11 @@ def check_gan_checkpoint(state: dict[str, Any], path: Path) -> None:
         )
 
 
-def resume_gan_config(saved: GanConfig, requested: GanConfig, run_dir: Path) -> GanConfig:
-    """The saved configuration with the runtime fields of ``requested`` (refusing other changes)."""
+def resume_gan_config(
+    saved: GanConfig, requested: GanConfig, run_dir: Path, reached: int
+) -> GanConfig:
+    """The saved configuration with the runtime fields of ``requested`` (refusing other changes,
+    and fewer ``iterations`` than the ``reached`` ones)."""
     allowed = RESUMABLE_FIELDS | {"data", "name", "runs_dir"}
     differ = [
         f.name
@@ -75,7 +70,13 @@ def resume_gan_config(saved: GanConfig, requested: GanConfig, run_dir: Path) -> 
             f"{run_dir}: --resume continues with the run's saved settings, but these differ: "
             f"{listing}; drop those options or start a new --name"
         )
-    return replace(saved, **{name: getattr(requested, name) for name in allowed})
+    cfg = replace(saved, **{name: getattr(requested, name) for name in allowed}).validate()
+    if cfg.iterations < reached:
+        raise UserError(
+            f"--iterations {cfg.iterations}: {run_dir} is already at iteration "
+            f"{reached}; a resumed run may only be extended"
+        )
+    return cfg
 
 
 def train_record(iteration: int, means: dict[str, float], seconds: float, ips: float) -> dict:
@@ -114,47 +115,3 @@ class Meter:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.sums = dict(state["sums"])
         self.count, self.seconds, self.images = state["count"], state["seconds"], state["images"]
-
-
-class GanDisplay:
-    """A Rich bar over the run's iterations with losses, D accuracies and img/s; ``None``-safe."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress: Progress | None = make_progress() if enabled else None
-        self.main_task: TaskID | None = None
-
-    def __enter__(self) -> GanDisplay:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def task(self, description: str, total: int) -> Callable[[int], None] | None:
-        """A secondary bar; returns its ``advance(n)`` (``None`` without a display)."""
-        progress = self.progress
-        if progress is None:
-            return None
-        task = progress.add_task(description, total=total, info="")
-        return lambda n: progress.advance(task, n)
-
-    def start(self, name: str, total: int, done: int) -> None:
-        if self.progress is not None:
-            self.main_task = self.progress.add_task(
-                f"gan {name}", total=total, completed=done, info=""
-            )
-
-    def update(self, iteration: int, stats: dict[str, float], ips: float) -> None:
-        if self.progress is None or self.main_task is None:
-            return
-        info = (
-            f"D {stats['d_loss']:.3f} G {stats['g_loss']:.3f} "
-            f"acc real {stats['d_real_acc']:.2f} fake {stats['d_fake_acc']:.2f} {ips:.0f} img/s"
-        )
-        self.progress.update(self.main_task, completed=iteration, info=info)
-
-    def notice(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress.console.print(message, highlight=False, soft_wrap=True)

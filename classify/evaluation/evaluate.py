@@ -5,8 +5,9 @@ cross-entropy, which checkpoint), ``confusion.json`` + ``confusion.png``, ``curv
 ``history.jsonl``) and ``predictions.csv`` (one row per test file, keyed by its path relative to the
 dataset root, so two runs evaluated on the same test set pair up row by row for McNemar's test).
 
-``metrics.json`` is shared with ``cli gradcam``: every writer goes through :func:`update_metrics`,
-which merges its keys into the existing file instead of replacing it.
+``metrics.json`` is shared with ``cli gradcam``: every writer goes through
+:func:`core.rundir.update_metrics`, which merges its keys into the existing file instead of
+replacing it.
 """
 
 from __future__ import annotations
@@ -28,48 +29,14 @@ from classify.evaluation.figures import plot_confusion, plot_curves
 from classify.evaluation.metrics import classification_summary, confusion_matrix, mean_cross_entropy
 from core.data import ImageTensors, load_samples, scan_dataset, warn_skipped
 from core.errors import UserError
-from core.io import atomic_write_text, read_json, read_jsonl, write_json
+from core.evaldir import PREDICTIONS_CSV, eval_dir, update_metrics
+from core.io import atomic_write_text, read_jsonl, write_json
+from core.rundir import read_run_config
 
-EVAL_DIR = "eval"
-METRICS_FILE = "metrics.json"
 CONFUSION_JSON = "confusion.json"
 CONFUSION_PNG = "confusion.png"
 CURVES_PNG = "curves.png"
-PREDICTIONS_CSV = "predictions.csv"
-# metrics.json keys whose values are dicts merged one level deep (one entry per CAM method), so
-# `cli gradcam --method X` adds X without dropping the other methods.
-MERGED_KEYS = ("cam", "attention")
 PROB_PREFIX = "p_"
-
-
-def eval_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / EVAL_DIR
-
-
-def read_metrics(run_dir: Path) -> dict[str, Any]:
-    """The run's ``eval/metrics.json``, or ``{}`` when it was never evaluated."""
-    path = eval_dir(run_dir) / METRICS_FILE
-    return read_json(path) if path.is_file() else {}
-
-
-def update_metrics(run_dir: Path, updates: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``updates`` into ``eval/metrics.json`` (atomic write) and return the merged dict.
-
-    Top-level keys are replaced, except the :data:`MERGED_KEYS` dicts, which are merged per entry.
-    """
-    merged = read_metrics(run_dir)
-    for key, value in updates.items():
-        if key in MERGED_KEYS and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    write_json(eval_dir(run_dir) / METRICS_FILE, merged)
-    return merged
-
-
-def read_run_config(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "config.json"
-    return read_json(path) if path.is_file() else {}
 
 
 def dataset_root(loaded: LoadedClassifier, data: str | Path | None = None) -> Path:

@@ -1,5 +1,5 @@
-"""Figures shared by evaluation and the comparison report: confusion matrices, training curves and
-Grad-CAM grids.
+"""Figures shared by evaluation, explanations and the comparison report: confusion matrices,
+training curves, Grad-CAM grids and a ViT's per-head attention.
 
 Each ``*_figure`` function takes plain data and returns a matplotlib ``Figure``; each ``plot_*``
 function also writes it as a PNG (atomically). Figures are built with the object-oriented API on
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -35,6 +36,15 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.15)
     atomic_write_bytes(Path(path), buffer.getvalue())
     return Path(path)
+
+
+def _bare_axes(axes: Iterable[Axes]) -> None:
+    """No ticks and no frame: the tiles are pictures, not plots."""
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
 
 
 # --- confusion matrix -------------------------------------------------------------------------
@@ -181,11 +191,7 @@ def cam_grid_figure(
             ax_img, ax_cam = fig.add_subplot(grid[r, 3 * p]), fig.add_subplot(grid[r, 3 * p + 1])
             if p == 0 and row_labels is not None and r < len(row_labels):
                 ax_img.set_ylabel(row_labels[r], fontsize=11, fontweight="bold")
-            for ax in (ax_img, ax_cam):
-                ax.set_xticks([])
-                ax.set_yticks([])
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
+            _bare_axes((ax_img, ax_cam))
             if p >= len(row):
                 continue
             tile = row[p]
@@ -222,6 +228,13 @@ def cam_grid(
 # --- ViT attention ------------------------------------------------------------------------------
 
 
+def _as_hwc(image_uint8: Any) -> np.ndarray:
+    """A 3 x S x S tensor (or an S x S x 3 array, passed through) as S x S x 3."""
+    if hasattr(image_uint8, "permute"):
+        return np.asarray(image_uint8.permute(1, 2, 0).cpu())
+    return image_uint8
+
+
 def attention_heads_figure(
     image_uint8: Any,
     per_head: np.ndarray,
@@ -235,11 +248,7 @@ def attention_heads_figure(
     patch over the image (column 0). Each tile is scaled to its own maximum; the caption says how
     much of the class token's attention goes to patches at all (the rest stays on itself)."""
     layers, heads = per_head.shape[:2]
-    image = (
-        np.asarray(image_uint8.permute(1, 2, 0).cpu())
-        if hasattr(image_uint8, "permute")
-        else image_uint8
-    )
+    image = _as_hwc(image_uint8)
     size = image.shape[0]
     extent = (-0.5, image.shape[1] - 0.5, size - 0.5, -0.5)
     grey = image.mean(axis=2, keepdims=True).repeat(3, axis=2).astype(np.uint8)
@@ -248,39 +257,43 @@ def attention_heads_figure(
         figsize=((heads + 2) * tile + 0.8, layers * (tile + 0.25) + 0.9), layout="constrained"
     )
     axes = np.asarray(fig.subplots(layers, heads + 2, squeeze=False))
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+    _bare_axes(axes.ravel())
     axes[0, 0].imshow(image, interpolation="nearest")
     axes[0, 0].set_title("image", fontsize=9, fontweight="bold")
     for r in range(1, layers):
         axes[r, 0].set_visible(False)
     for r in range(layers):
         for c in range(heads + 1):
-            ax = axes[r, c + 1]
             values = per_head[r, c] if c < heads else fused[r]
-            peak = float(values.max()) or 1.0
-            ax.imshow(grey, interpolation="nearest")
-            ax.imshow(
-                values / peak,
-                cmap="jet",
-                alpha=0.55,
-                vmin=0,
-                vmax=1,
-                extent=extent,
-                interpolation="nearest",
-            )
-            if r == 0:
-                ax.set_title(
-                    f"head {c + 1}" if c < heads else f"{fusion} of heads",
-                    fontsize=9,
-                    fontweight="bold",
-                )
             share = patch_share[r, c] if c < heads else patch_share[r].mean()
-            ax.set_xlabel(f"to patches {100 * share:.0f}%", fontsize=7)
+            heading = (f"head {c + 1}" if c < heads else f"{fusion} of heads") if r == 0 else None
+            _attention_tile(axes[r, c + 1], grey, values, extent, share, heading)
         axes[r, 1].set_ylabel(f"block {r + 1}", fontsize=9, fontweight="bold")
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _attention_tile(
+    ax: Axes,
+    grey: np.ndarray,
+    values: np.ndarray,
+    extent: tuple[float, float, float, float],
+    share: float,
+    heading: str | None,
+) -> None:
+    """One head's (or the fused) map, scaled to its own maximum, over the greyed image."""
+    peak = float(values.max()) or 1.0
+    ax.imshow(grey, interpolation="nearest")
+    ax.imshow(
+        values / peak,
+        cmap="jet",
+        alpha=0.55,
+        vmin=0,
+        vmax=1,
+        extent=extent,
+        interpolation="nearest",
+    )
+    if heading is not None:
+        ax.set_title(heading, fontsize=9, fontweight="bold")
+    ax.set_xlabel(f"to patches {100 * share:.0f}%", fontsize=7)

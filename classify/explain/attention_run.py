@@ -11,8 +11,8 @@ Three views, all from :mod:`classify.explain.vit_attention`:
   (``attention_rollout.png``).
 
 The two overlay views are scored with the same perturbation metric as Grad-CAM (ROAD by default,
-:func:`classify.explain.gradcam.faithfulness_scores`, explaining the predicted class), so "where the ViT
-attends" and "where the gradients point" are compared by number as well as by eye.
+:func:`classify.explain.faithfulness.faithfulness_scores`, explaining the predicted class), so
+"where the ViT attends" and "where the gradients point" are compared by number as well as by eye.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from classify.checkpoint import LoadedClassifier
-from classify.explain.vit_attention import HEAD_FUSIONS
+from classify.names import HEAD_FUSIONS
 from core.errors import UserError
 
 DEFAULT_DISCARD_RATIO = 0.0  # Abnar & Zuidema's rollout; vit-explain's sharper recipe uses 0.9
@@ -143,7 +143,7 @@ def view_faithfulness(
     options: AttentionOptions,
 ) -> dict[str, dict[str, Any]]:
     """Each view's faithfulness entry (for the predicted class, as Grad-CAM's default)."""
-    from classify.explain.gradcam import faithfulness_entry, faithfulness_scores
+    from classify.explain.faithfulness import faithfulness_entry, faithfulness_scores
 
     depth = maps.attention.shape[1]
     out = {}
@@ -179,6 +179,17 @@ def safe_stem(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
 
 
+def view_titles(options: AttentionOptions, depth: int) -> dict[str, str]:
+    """What each overlay view shows, for its figure title."""
+    layer_no = options.layer % depth + 1
+    return {
+        "layer": f"class-token attention of block {layer_no}/{depth} ({options.head_fusion} over "
+        "heads)",
+        "rollout": f"attention rollout ({options.head_fusion} over heads, discard ratio "
+        f"{options.discard_ratio:g})",
+    }
+
+
 def attention_run(
     loaded: LoadedClassifier,
     images_uint8: torch.Tensor,
@@ -193,10 +204,9 @@ def attention_run(
     progress: Callable[[int], None] | None = None,
 ) -> AttentionReport:
     """Compute the maps, score them, write the PNGs into ``out_dir``."""
-    from classify.evaluation.figures import attention_heads_figure, cam_grid, save_figure
-    from classify.explain.gradcam import cam_tiles
+    from classify.evaluation.figures import cam_grid
     from classify.explain.methods import FAITHFULNESS_METRICS
-    from classify.explain.vit_attention import cls_to_patches, fuse_heads
+    from classify.explain.overlays import cam_tiles
 
     require_vit(loaded)
     depth = len(loaded.model.encoder.layers)
@@ -208,13 +218,7 @@ def attention_run(
     faith = view_faithfulness(loaded, images_uint8, maps, views, options)
     figures = []
     label = FAITHFULNESS_METRICS[options.metric].label
-    layer_no = options.layer % depth + 1
-    titles = {
-        "layer": f"class-token attention of block {layer_no}/{depth} ({options.head_fusion} over "
-        "heads)",
-        "rollout": f"attention rollout ({options.head_fusion} over heads, discard ratio "
-        f"{options.discard_ratio:g})",
-    }
+    titles = view_titles(options, depth)
     for key, cams in views.items():
         entry = faith[key]
         path = out_dir / f"attention_{key}.png"
@@ -229,21 +233,39 @@ def attention_run(
         )
         figures.append(cam_grid(tiles, path, row_labels=row_labels, title=title))
     for i in heads_image_indices(rows, explicit_files):
-        per_head = cls_to_patches(maps.attention[i], maps.grid)  # layers x heads x g x g
-        fused = cls_to_patches(fuse_heads(maps.attention[i], options.head_fusion), maps.grid)
-        share = maps.attention[i, :, :, 0, 1:].sum(dim=-1)  # layers x heads: mass on patches
-        predicted = maps.predicted[i]
-        caption = (
-            (f"true {loaded.class_names[labels[i]]}, " if labels is not None else "")
-            + f"predicted {loaded.class_names[predicted]} {100 * maps.probabilities[i, predicted]:.0f}%"
+        figures.append(
+            write_heads_figure(loaded, maps, images_uint8, labels, names, i, out_dir, options)
         )
-        fig = attention_heads_figure(
-            images_uint8[i],
-            per_head.numpy(),
-            fused.numpy(),
-            share.numpy(),
-            title=f"{loaded.name}: class-token attention per block and head, {names[i]}\n{caption}",
-            fusion=options.head_fusion,
-        )
-        figures.append(save_figure(fig, out_dir / f"attention_heads_{safe_stem(names[i])}.png"))
     return AttentionReport(figures, faith, maps, views)
+
+
+def write_heads_figure(
+    loaded: LoadedClassifier,
+    maps: AttentionMaps,
+    images_uint8: torch.Tensor,
+    labels: Sequence[int] | None,
+    names: Sequence[str],
+    i: int,
+    out_dir: Path,
+    options: AttentionOptions,
+) -> Path:
+    """Image ``i``'s layers x heads grid (``attention_heads_<file>.png``)."""
+    from classify.evaluation.figures import attention_heads_figure, save_figure
+    from classify.explain.vit_attention import cls_to_patches, fuse_heads
+
+    per_head = cls_to_patches(maps.attention[i], maps.grid)  # layers x heads x g x g
+    fused = cls_to_patches(fuse_heads(maps.attention[i], options.head_fusion), maps.grid)
+    share = maps.attention[i, :, :, 0, 1:].sum(dim=-1)  # layers x heads: mass on patches
+    predicted = maps.predicted[i]
+    caption = (
+        f"true {loaded.class_names[labels[i]]}, " if labels is not None else ""
+    ) + f"predicted {loaded.class_names[predicted]} {100 * maps.probabilities[i, predicted]:.0f}%"
+    fig = attention_heads_figure(
+        images_uint8[i],
+        per_head.numpy(),
+        fused.numpy(),
+        share.numpy(),
+        title=f"{loaded.name}: class-token attention per block and head, {names[i]}\n{caption}",
+        fusion=options.head_fusion,
+    )
+    return save_figure(fig, out_dir / f"attention_heads_{safe_stem(names[i])}.png")

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-HEAD_FUSIONS = ("mean", "max", "min")
+from classify.names import HEAD_FUSIONS
+
 # nn.MultiheadAttention.forward's parameters after (query, key, value), in order.
 _MHA_POSITIONAL = ("key_padding_mask", "need_weights", "attn_mask", "average_attn_weights")
 

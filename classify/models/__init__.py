@@ -8,12 +8,12 @@ profiling helpers live in :mod:`classify.models.profile`.
 from classify.models.config import ModelConfig
 from classify.models.registry import (
     MODEL_REGISTRY,
-    RESNET_MODELS,
     build_model,
     is_vit,
     model_names,
     validate_config,
 )
+from classify.names import RESNET_MODELS
 
 __all__ = [
     "MODEL_REGISTRY",

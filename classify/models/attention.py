@@ -28,8 +28,6 @@ from torch import Tensor, nn
 
 from classify.models.gating import CHANNELS, POOLINGS, SPACE, pooled_gate
 
-CBAM_POOL_TYPES = tuple(POOLINGS)
-
 MIN_HIDDEN = 4
 
 

@@ -7,10 +7,11 @@ from functools import partial
 
 from torch import nn
 
-from classify.models.attention import CBAM_POOL_TYPES, create_attention
+from classify.models.attention import create_attention
 from classify.models.config import ModelConfig
-from classify.models.resnet import RESNET50_LAYERS, STEMS, ResNet, resolve_stem
+from classify.models.resnet import RESNET50_LAYERS, ResNet, resolve_stem
 from classify.models.vit import VIT_SIZES, ViT, vit
+from classify.names import CBAM_POOL_TYPES, STEMS
 from core.errors import UserError
 
 ModelBuilder = Callable[[ModelConfig], nn.Module]
@@ -48,7 +49,6 @@ MODEL_REGISTRY: dict[str, ModelBuilder] = {
     "resnet50-cbam": lambda cfg: resnet50(cfg, "cbam", pool_types=cfg.cbam_pool_types),
     **{size: partial(vit_model, size=size) for size in VIT_SIZES},
 }
-RESNET_MODELS = ("resnet50", "resnet50-se", "resnet50-cbam")
 
 
 def is_vit(name: str) -> bool:

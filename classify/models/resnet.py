@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-STEMS = ("auto", "small", "imagenet")
+from classify.names import STEMS
+
 SMALL_STEM_MAX_SIZE = 64
 RESNET50_LAYERS = (3, 4, 6, 3)
 

@@ -1,8 +1,9 @@
-"""A classifier run's folder: config checks, resume rules, checkpoint contents, config.json.
+"""What a classifier run stores: resume rules, checkpoint contents, config.json (the folder's
+lifecycle itself is :mod:`core.rundir`, shared with the GAN).
 
 Checkpoint layout (``runs/NAME/last.pt`` and ``best.pt``, format ``shoegan-classifier/1``): model and
-training configs, class names, model/optimizer/scheduler/scaler states, completed epochs, best and
-last validation accuracy, RNG states, library versions, and, when a run was interrupted mid-epoch,
+training configs (``model_config``, ``config``; older runs: ``train_config``), class names,
+model/optimizer/scheduler/scaler states, completed epochs, best and last validation accuracy, RNG states, library versions, and, when a run was interrupted mid-epoch,
 ``position``: where in that epoch it stopped (batch index, the epoch generator's state in
 ``rng["epoch_generator"]``, running sums), so ``--resume`` continues with the identical stream.
 ``last.pt`` is the newest state (possibly mid-epoch); ``best.pt`` is the end of the epoch with the
@@ -17,25 +18,21 @@ so it is not the same as a run started with the larger ``epochs``.
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import importlib.metadata
-import platform
+import warnings
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from classify.models import ModelConfig, model_names
-from classify.training.config import TRAIN_ON, TrainConfig
-from classify.training.optim import OPTIMIZERS, SCHEDULES
-from classify.transforms import AUGMENTATIONS
-from core.data import RESIZE_MODES, ImageTensors
+from classify.checkpoint import CHECKPOINT_FORMAT
+from classify.models import ModelConfig
+from classify.training.config import TrainConfig
+from core.data import ImageTensors
 from core.errors import UserError
 from core.io import load_checkpoint
+from core.rundir import CONFIG_KEY, checkpoint_config, versions
 
-CHECKPOINT_FORMAT = "shoegan-classifier/1"
 RUNTIME_FIELDS = ("data", "name", "runs_dir", "device", "workers")
 
 
@@ -73,10 +70,6 @@ class RunState:
     partial: PartialEpoch | None = None
 
 
-def run_dir_of(cfg: TrainConfig) -> Path:
-    return Path(cfg.runs_dir) / cfg.name
-
-
 def model_config_of(cfg: TrainConfig, num_classes: int) -> ModelConfig:
     return ModelConfig(
         name=cfg.model,
@@ -88,58 +81,6 @@ def model_config_of(cfg: TrainConfig, num_classes: int) -> ModelConfig:
         vit_depth=cfg.vit_depth,
         vit_heads=cfg.vit_heads,
     )
-
-
-def _choice(option: str, value: str, choices: Any) -> None:
-    if value not in choices:
-        raise UserError(f"{option} {value!r}: choose one of {', '.join(choices)}")
-
-
-def check_train_config(cfg: TrainConfig) -> None:
-    """One-line UserError for any setting no run can use (before anything is loaded or written)."""
-    _choice("--model", cfg.model, model_names())
-    _choice("--optimizer", cfg.optimizer, list(OPTIMIZERS))
-    _choice("--scheduler", cfg.scheduler, list(SCHEDULES))
-    _choice("--augment", cfg.augment, list(AUGMENTATIONS))
-    _choice("--resize-mode", cfg.resize_mode, RESIZE_MODES)
-    _choice("--train-on", cfg.train_on, list(TRAIN_ON))
-    name = cfg.name
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise UserError(
-            f"--name {name!r}: use a plain folder name (no slashes), e.g. resnet50-cbam"
-        )
-    checks = [
-        (cfg.epochs >= 1, f"--epochs {cfg.epochs}: must be >= 1"),
-        (cfg.batch_size >= 2, f"--batch-size {cfg.batch_size}: must be >= 2 (BatchNorm)"),
-        (cfg.lr is None or cfg.lr > 0, f"--lr {cfg.lr}: must be > 0"),
-        (0 <= cfg.momentum < 1, f"--momentum {cfg.momentum}: must be in [0, 1)"),
-        (cfg.weight_decay >= 0, f"--weight-decay {cfg.weight_decay}: must be >= 0"),
-        (cfg.warmup_epochs >= 0, f"--warmup-epochs {cfg.warmup_epochs}: must be >= 0"),
-        (
-            0 <= cfg.label_smoothing < 1,
-            f"--label-smoothing {cfg.label_smoothing}: must be in [0, 1)",
-        ),
-        (0 <= cfg.val_fraction < 1, f"--val-fraction {cfg.val_fraction}: must be in [0, 1)"),
-        (cfg.seed >= 0, f"--seed {cfg.seed}: must be >= 0"),
-        (cfg.workers >= 0, f"--workers {cfg.workers}: must be >= 0"),
-        (cfg.width > 0, f"--width {cfg.width}: must be > 0 (e.g. 0.25 or 1.0)"),
-        (cfg.image_size >= 8, f"--image-size {cfg.image_size}: use at least 8 px"),
-        (
-            cfg.epoch_size is None or cfg.epoch_size >= 2,
-            f"--epoch-size {cfg.epoch_size}: must be >= 2 images",
-        ),
-        (
-            cfg.synthetic_ratio is None or cfg.synthetic_ratio >= 0,
-            f"--synthetic-ratio {cfg.synthetic_ratio}: must be >= 0",
-        ),
-        (
-            not cfg.nesterov or (cfg.optimizer == "sgd" and cfg.momentum > 0),
-            "--nesterov: needs --optimizer sgd with --momentum > 0",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
 
 
 def resume_config(saved: TrainConfig, requested: TrainConfig, run_dir: Path) -> TrainConfig:
@@ -173,35 +114,8 @@ def resume_config(saved: TrainConfig, requested: TrainConfig, run_dir: Path) -> 
 
 def saved_train_config(run_dir: Path) -> TrainConfig:
     """The TrainConfig stored in ``run_dir/last.pt`` (what ``--resume`` continues with)."""
-    checkpoint = load_checkpoint(Path(run_dir) / "last.pt")
-    return TrainConfig.from_dict(checkpoint["train_config"])
-
-
-def versions() -> dict[str, str]:
-    def version(package: str) -> str:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return "unknown"
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": version("torchvision"),
-    }
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def images_sha256(*sets: ImageTensors) -> str:
-    """Fingerprint of decoded training images and labels (a resumed run must see the same ones)."""
-    digest = hashlib.sha256()
-    for tensors in sets:
-        digest.update(tensors.images.contiguous().numpy().tobytes())
-        digest.update(tensors.labels.numpy().tobytes())
-    return digest.hexdigest()
+    path = Path(run_dir) / "last.pt"
+    return TrainConfig.from_dict(checkpoint_config(load_checkpoint(path), path))
 
 
 def dataset_summary(
@@ -226,22 +140,15 @@ def run_config_json(
     class_names: list[str],
     dataset: dict[str, Any],
     synthetic: dict[str, Any] | None,
-    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``config.json``; on resume ``previous`` keeps the creation time."""
-    out = {
+    """The content of ``config.json`` (:meth:`core.rundir.RunDir.write_config` stamps it)."""
+    return {
         "train": cfg.to_dict(),
         "model": model_cfg.to_dict(),
         "class_names": list(class_names),
         "dataset": dataset,
         "synthetic": synthetic,
-        "versions": versions(),
-        "created": now(),
     }
-    if previous is not None:
-        out["created"] = previous.get("created", out["created"])
-        out["resumed"] = [*previous.get("resumed", []), now()]
-    return out
 
 
 def checkpoint_dict(
@@ -263,7 +170,7 @@ def checkpoint_dict(
     return {
         "format": CHECKPOINT_FORMAT,
         "model_config": model_cfg.to_dict(),
-        "train_config": cfg.to_dict(),
+        CONFIG_KEY: cfg.to_dict(),
         "class_names": list(class_names),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
@@ -292,6 +199,36 @@ def state_from_checkpoint(checkpoint: dict[str, Any]) -> RunState:
         val_acc=checkpoint.get("val_acc"),
         partial=partial,
     )
+
+
+def check_resumable(
+    checkpoint: dict[str, Any],
+    path: Path,
+    *,
+    data: str,
+    class_names: list[str],
+    steps_per_epoch: int,
+    fingerprint: str,
+) -> None:
+    """Refuse to resume ``checkpoint`` (``path``) on other classes or another number of batches
+    per epoch; warn when the decoded images differ (the run then cannot match exactly)."""
+    if checkpoint["class_names"] != class_names:
+        raise UserError(
+            f"{path}: trained on classes {checkpoint['class_names']}, but {data} has "
+            f"{class_names}; resume with the run's own dataset"
+        )
+    saved = checkpoint.get("data", {})
+    if saved.get("steps_per_epoch") != steps_per_epoch:
+        raise UserError(
+            f"{path}: the training split now gives {steps_per_epoch} batches per epoch, "
+            f"the run had {saved.get('steps_per_epoch')}; resume with the run's own dataset"
+        )
+    if saved.get("train_images_sha256") != fingerprint:
+        warnings.warn(
+            f"{data}: decoded training images differ from those the run started with; "
+            "the resumed run will not match an uninterrupted one exactly",
+            stacklevel=4,
+        )
 
 
 def check_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:

@@ -1,10 +1,9 @@
-"""Synthetic training images: a ``synthetic/NAME/<class>/*.png`` set written by ``cli synthesize``,
-merged into the real training split (validation and test stay real only)."""
+"""Synthetic training images: a ``synthetic/NAME/<class>/*.png`` set written by ``cli synthesize``
+(described by its :class:`core.manifest.Manifest`), merged into the real training split (validation
+and test stay real only)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,26 +12,17 @@ import torch
 
 from core.data import ImageTensors, Sample, load_samples, scan_class_folders
 from core.errors import UserError
-from core.io import read_json
-
-MANIFEST = "manifest.json"
-ANNOTATION_KEYS = ("cas",)  # added after synthesis; not part of what the images are
-
-
-def manifest_digest(path: Path) -> str:
-    """sha256 of a manifest's content, leaving out later annotations (the CAS result), so a run
-    that trained on the set still matches it after ``cli cas`` has scored the set."""
-    manifest = {k: v for k, v in read_json(path).items() if k not in ANNOTATION_KEYS}
-    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+from core.manifest import MANIFEST, Manifest, score_to_json, scores_to_json
 
 
 @dataclass(frozen=True)
 class SyntheticSet:
+    """A synthetic image folder checked against the real dataset's classes."""
+
     root: Path
     class_names: list[str]
     files: dict[str, list[Path]]
-    manifest: dict[str, Any]
+    manifest: Manifest | None  # None: the folder has no manifest.json
     manifest_sha256: str | None
 
 
@@ -46,8 +36,8 @@ def open_synthetic_set(root: str | Path, real_class_names: list[str]) -> Synthet
             f"{sorted(real_class_names)}; synthesize from a GAN trained on this dataset"
         )
     manifest_path = root / MANIFEST
-    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
-    digest = manifest_digest(manifest_path) if manifest_path.is_file() else None
+    manifest = Manifest.read(manifest_path) if manifest_path.is_file() else None
+    digest = manifest.digest() if manifest is not None else None
     return SyntheticSet(root, sorted(files), files, manifest, digest)
 
 
@@ -96,15 +86,16 @@ def load_synthetic(
     tensors = load_samples(
         samples, real.class_names, image_size, resize_mode=resize_mode, workers=workers, strict=True
     )
-    fid = synthetic.manifest.get("fid", {})
+    manifest = synthetic.manifest
+    fid = manifest.fid if manifest is not None else None
     info = {
         "path": str(synthetic.root),
         "manifest_sha256": synthetic.manifest_sha256,
-        "gan_run": synthetic.manifest.get("gan_run"),
+        "gan_run": manifest.gan_run if manifest is not None else None,
         "ratio": ratio,
         "counts": dict(zip(real.class_names, tensors.class_counts(), strict=True)),
-        "fid": fid.get("overall"),
-        "fid_per_class": fid.get("per_class"),
+        "fid": score_to_json(fid.overall) if fid is not None else None,
+        "fid_per_class": scores_to_json(fid.per_class) if fid is not None else None,
     }
     return tensors, info
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from classify.training.config import TrainConfig
-from core.io import read_json, read_jsonl, write_json
+from core.evaldir import evaluation_current, read_metrics
+from core.io import read_jsonl, write_json
+from core.rundir import training_complete
 
 MODELS_JSON = "models.json"
 
@@ -33,26 +35,14 @@ def run_name(prefix: str, model: str) -> str:
     return f"{prefix}{model}"
 
 
-def training_complete(run_dir: Path, epochs: int) -> bool:
-    """True when ``run_dir`` holds a finished run of ``epochs`` epochs (history and best.pt)."""
-    return (run_dir / "best.pt").is_file() and len(read_jsonl(run_dir / "history.jsonl")) >= epochs
-
-
-def evaluation_current(run_dir: Path) -> bool:
-    """True when eval/metrics.json exists, is newer than best.pt and was made from best.pt."""
-    metrics = run_dir / "eval" / "metrics.json"
-    if not metrics.is_file() or metrics.stat().st_mtime < (run_dir / "best.pt").stat().st_mtime:
-        return False
-    return read_json(metrics).get("checkpoint") == "best"
-
-
 def train_evaluate(
     cfg: TrainConfig, *, resume: bool, overwrite: bool, cam_method: str, cam_per_class: int
 ) -> dict[str, Any]:
     """Train (or finish) one run, evaluate it, score its CAM; return its row for the table."""
     from classify.checkpoint import load_classifier
-    from classify.evaluation.evaluate import evaluate_run, read_metrics
-    from classify.explain.gradcam import CamOptions, gradcam_run
+    from classify.evaluation.evaluate import evaluate_run
+    from classify.explain.cams import CamOptions
+    from classify.explain.gradcam_run import gradcam_run
     from classify.models.profile import count_parameters
     from classify.training.trainer import train
 

@@ -4,10 +4,10 @@ A Vision Transformer run adds a second view beside its Grad-CAM: its attention r
 Zuidema 2020, :mod:`classify.explain.vit_attention`), scored with the same faithfulness metric, so CNN
 and transformer explanations are compared by number as well as by eye.
 
-Both models see the same seeded choice of test files (``classify.explain.gradcam.select_per_class``, so the
+Both models see the same seeded choice of test files (``classify.explain.selection.select_per_class``, so the
 images are the ones ``cli gradcam`` would show with that seed), each decoded at its own run's image
 size and resize mode. Each model's map explains its own predicted class. Faithfulness (ROAD, Rong et
-al. 2022, via :func:`classify.explain.gradcam.cam_faithfulness`) is scored on those same images for both,
+al. 2022, via :func:`classify.explain.faithfulness.cam_faithfulness`) is scored on those same images for both,
 which makes the two numbers paired but, with a few images per class, noisy: the report says how many.
 """
 
@@ -16,13 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from core.errors import UserError
 from study.compare.runs import RunResult
+
+if TYPE_CHECKING:
+    from classify.explain.cams import CamOptions
 
 
 @dataclass
@@ -67,12 +70,24 @@ def _dataset_root(run: RunResult) -> Path:
 
 def chosen_files(run: RunResult, per_class: int, seed: int) -> list[int]:
     """Row indices into ``run``'s predictions: ``per_class`` seeded images of each class."""
-    from classify.explain.gradcam import select_per_class
+    from classify.explain.selection import select_per_class
 
     labels = run.predictions.true.tolist()
     return [
         i for row in select_per_class(labels, len(run.class_names), per_class, seed) for i in row
     ]
+
+
+@dataclass
+class _RunMaps:
+    """One run's part of a comparison: a column per view, and the faithfulness entries."""
+
+    columns: list[
+        tuple[str, list[np.ndarray], list[str], list[float]]
+    ]  # kind, overlays, pred, conf
+    shown: list[np.ndarray]  # the test images, upscaled as in the CAM overlays
+    faithfulness: dict[str, Any]
+    attention: dict[str, Any] | None  # the rollout's faithfulness (ViT runs only)
 
 
 def cam_comparison(
@@ -89,68 +104,80 @@ def cam_comparison(
     """Maps and faithfulness of each run's model on the test ``files`` (paths relative to each
     run's dataset root; the runs were checked to share them). ViT runs also get their attention
     rollout when ``rollout``."""
-    from classify.checkpoint import load_classifier
-    from classify.evaluation.predict import load_image_files
-    from classify.explain.gradcam import (
-        CamOptions,
-        cam_faithfulness,
-        class_targets,
-        compute_cams,
-        overlay,
-    )
+    from classify.explain.cams import CamOptions
 
     options = CamOptions(method=method, seed=seed)
     reference = runs[0].predictions
     index = reference.by_file()
     true = [reference.class_names[int(reference.true[index[f]])] for f in files]
-    images_shown: list[np.ndarray] = []
-    columns: list[tuple[list[np.ndarray], list[str], list[float]]] = []
-    views: list[CamView] = []
-    faithfulness: list[dict[str, Any]] = []
-    attention: list[dict[str, Any] | None] = []
-    for k, run in enumerate(runs):
-        loaded = load_classifier(run.run_dir.name, which, run.run_dir.parent, device)
-        root = _dataset_root(run)
-        images = load_image_files(
-            [root / f for f in files], loaded.image_size, loaded.train_config.resize_mode
-        )
-        probs = loaded.predict_proba(images)
-        targets = class_targets(probs, None, options.target)
-        cams = compute_cams(loaded, images, targets, options, progress)
-        faithfulness.append(
-            cam_faithfulness(loaded, images, None, method, options=options, cams=cams)
-        )
-        maps = {"cam": cams}
-        entry = None
-        if rollout and _has_attention(loaded):
-            maps["rollout"], entry = _rollout(loaded, images, seed)
-        attention.append(entry)
-        predicted = [loaded.class_names[t] for t in targets]
-        confidence = [float(probs[i, t]) for i, t in enumerate(targets)]
-        for kind, kind_maps in maps.items():
-            overlays = []
-            for i in range(images.shape[0]):
-                big, blended = overlay(images[i], kind_maps[i])
-                if k == 0 and kind == "cam":
-                    images_shown.append(big)
-                overlays.append(blended)
-            columns.append((overlays, predicted, confidence))
-            views.append(CamView(k, kind))
-        del loaded
+    per_run: list[_RunMaps] = []
+    for run in runs:
+        per_run.append(_run_maps(run, files, which, device, options, rollout, progress))
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+    columns = [c for r in per_run for c in r.columns]
+    views = [CamView(k, c[0]) for k, r in enumerate(per_run) for c in r.columns]
     rows = [
         CamRow(
-            image=images_shown[i],
-            overlays=[c[0][i] for c in columns],
+            image=per_run[0].shown[i],
+            overlays=[c[1][i] for c in columns],
             true=true[i],
-            predicted=[c[1][i] for c in columns],
-            confidence=[c[2][i] for c in columns],
+            predicted=[c[2][i] for c in columns],
+            confidence=[c[3][i] for c in columns],
             name=Path(files[i]).name,
         )
         for i in range(len(files))
     ]
-    return CamComparison(rows, list(files), faithfulness, method, views, attention)
+    faithfulness = [r.faithfulness for r in per_run]
+    return CamComparison(
+        rows, list(files), faithfulness, method, views, [r.attention for r in per_run]
+    )
+
+
+def _run_maps(
+    run: RunResult,
+    files: Sequence[str],
+    which: str,
+    device: Any,
+    options: CamOptions,
+    rollout: bool,
+    progress: Callable[[int], None] | None,
+) -> _RunMaps:
+    """Load ``run``'s model, explain its predicted class on ``files`` and overlay each map."""
+    from classify.checkpoint import load_classifier
+    from classify.evaluation.predict import load_image_files
+    from classify.explain.cams import class_targets, compute_cams
+    from classify.explain.faithfulness import cam_faithfulness
+    from classify.explain.overlays import overlay
+
+    loaded = load_classifier(run.run_dir.name, which, run.run_dir.parent, device)
+    root = _dataset_root(run)
+    images = load_image_files(
+        [root / f for f in files], loaded.image_size, loaded.train_config.resize_mode
+    )
+    probs = loaded.predict_proba(images)
+    targets = class_targets(probs, None, options.target)
+    cams = compute_cams(loaded, images, targets, options, progress)
+    faithfulness = cam_faithfulness(
+        loaded, images, None, options.method, options=options, cams=cams
+    )
+    maps = {"cam": cams}
+    entry = None
+    if rollout and _has_attention(loaded):
+        maps["rollout"], entry = _rollout(loaded, images, options.seed)
+    predicted = [loaded.class_names[t] for t in targets]
+    confidence = [float(probs[i, t]) for i, t in enumerate(targets)]
+    shown: list[np.ndarray] = []
+    columns = []
+    for kind, kind_maps in maps.items():
+        overlays = []
+        for i in range(images.shape[0]):
+            big, blended = overlay(images[i], kind_maps[i])
+            if kind == "cam":
+                shown.append(big)
+            overlays.append(blended)
+        columns.append((kind, overlays, predicted, confidence))
+    return _RunMaps(columns, shown, faithfulness, entry)
 
 
 def _has_attention(loaded: Any) -> bool:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PIPELINE_PRESETS = ("quick", "full")
+from augment.gan.config import GAN_PRESETS
+from classify.training.presets import CLASSIFIER_PRESETS
+
+# A pipeline preset names a classifier preset and a GAN preset (core.presets) at once.
+PIPELINE_PRESETS = tuple(n for n in CLASSIFIER_PRESETS.names if n in GAN_PRESETS.names)
 
 
 @dataclass(frozen=True)

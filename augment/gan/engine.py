@@ -1,0 +1,288 @@
+"""One GAN run's models, optimizers, randomness and bookkeeping, one iteration of training, and the
+evaluations that write the sample grids, history lines and checkpoints.
+
+One iteration is one discriminator step and one generator step (Goodfellow et al. 2014) for every
+G/D pair: the conditional DCGAN is one pair; ``per_class_models`` trains one unconditional pair per
+class, each on its own class's images. The generated batch is made once per iteration: D learns
+from it detached, then G is updated through the freshly stepped D (as in the PyTorch DCGAN
+example). DiffAugment (Zhao et al. 2020) transforms real and fake images in both steps; the EMA
+generator follows G. All randomness of a step (batch indices, noise, fake labels, augmentations)
+comes from one CPU ``torch.Generator`` whose state is checkpointed.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from augment.gan.config import GanConfig
+from augment.gan.diffaugment import diff_augment
+from augment.gan.ema import ema_decay_at, ema_update
+from augment.gan.evaluate import build_named_extractor, class_features, evaluate_generator
+from augment.gan.losses import LOSSES
+from augment.gan.models import (
+    PerClassDiscriminator,
+    PerClassGenerator,
+    build_discriminator,
+    build_generator,
+)
+from augment.gan.run import Meter, cpu_state, train_record
+from augment.sampling import CHECKPOINT_FORMAT, sample_grid
+from core.data import ImageTensors, to_model_input
+from core.device import autocast, make_grad_scaler
+from core.errors import UserError
+from core.interrupts import InterruptGuard
+from core.io import atomic_write_bytes
+from core.progress import GanDisplay
+from core.rundir import CONFIG_KEY, RunDir, images_sha256, now, versions
+from core.seeding import rng_state, seed_everything, set_rng_state
+
+
+@dataclass
+class GanPair:
+    """One G/D pair trained together, its optimizers and the images it learns from."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    ema: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    images: torch.Tensor  # uint8 N x 3 x S x S on the device
+    labels: torch.Tensor  # labels as this pair's models see them (all 0 for a per-class model)
+    num_classes: int
+
+
+class GanTrainer:
+    """Models, optimizers, randomness and bookkeeping of one run; see the module docstring."""
+
+    def __init__(
+        self,
+        cfg: GanConfig,
+        data: ImageTensors,
+        device: torch.device,
+        run: RunDir,
+        extractor: Any | None,
+    ) -> None:
+        self.cfg, self.data, self.device, self.run = cfg, data, device, run
+        self.class_names = list(data.class_names)
+        self.data_sha256 = images_sha256(data)
+        self.extractor = extractor
+        self.loss = LOSSES[cfg.loss]
+        seed_everything(cfg.seed)  # model initialisation
+        n_classes = len(self.class_names)
+        self.G = build_generator(cfg, n_classes).to(device)
+        self.D = build_discriminator(cfg, n_classes).to(device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.pairs = self._pairs()
+        self.noise = torch.Generator().manual_seed(cfg.seed)  # every random draw of training
+        self.iteration = 0
+        self.best_fid: float | None = None
+        self.best_iteration = 0
+        self.last_eval: dict[str, Any] | None = None
+        self.last_eval_iteration = -1
+        self.meter = Meter()
+        self.images_per_second = 0.0  # smoothed, for the progress bar only
+        self.guard = InterruptGuard()
+        self.real_features: list[np.ndarray] | None = None
+
+    def _pairs(self) -> list[GanPair]:
+        cfg, device = self.cfg, self.device
+        images = self.data.images.to(device)
+        labels = self.data.labels.to(device)
+        if isinstance(self.G, PerClassGenerator) and isinstance(self.D, PerClassDiscriminator):
+            triples = list(
+                zip(self.G.generators, self.D.discriminators, self.G_ema.generators, strict=True)
+            )
+            subsets = [(images[labels == c], torch.zeros_like(labels[labels == c]), 1)
+                       for c in range(len(triples))]  # fmt: skip
+        else:
+            triples = [(self.G, self.D, self.G_ema)]
+            subsets = [(images, labels, len(self.class_names))]
+        betas = (cfg.beta1, cfg.beta2)
+        return [
+            GanPair(g, d, ema,
+                    torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=betas),
+                    torch.optim.Adam(d.parameters(), lr=cfg.d_learning_rate, betas=betas),
+                    make_grad_scaler(device), make_grad_scaler(device), imgs, labs, n)
+            for (g, d, ema), (imgs, labs, n) in zip(triples, subsets, strict=True)
+        ]  # fmt: skip
+
+    # -- one iteration -------------------------------------------------------------------------
+
+    def step(self, pair: GanPair) -> dict[str, float]:
+        cfg, device, noise = self.cfg, self.device, self.noise
+        batch = cfg.batch_size
+        index = torch.randint(len(pair.images), (batch,), generator=noise).to(device)
+        z = torch.randn(batch, cfg.z_size, generator=noise).to(device)
+        y_fake = torch.randint(pair.num_classes, (batch,), generator=noise).to(device)
+        real, y_real = to_model_input(pair.images[index]), pair.labels[index]
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            return diff_augment(x, cfg.diffaugment, noise)
+
+        with autocast(device):
+            fake = pair.generator(z, y_fake)
+        # Discriminator step on a detached fake batch.
+        pair.discriminator.requires_grad_(True)
+        with autocast(device):
+            d_real = pair.discriminator(augment(real), y_real).float()
+            d_fake = pair.discriminator(augment(fake.detach()), y_fake).float()
+            loss_d = self.loss.d_loss(d_real, d_fake)
+        pair.opt_d.zero_grad(set_to_none=True)
+        pair.scaler_d.scale(loss_d).backward()
+        pair.scaler_d.step(pair.opt_d)
+        pair.scaler_d.update()
+        # Generator step through the updated D (its parameters frozen: no wasted gradients).
+        pair.discriminator.requires_grad_(False)
+        with autocast(device):
+            loss_g = self.loss.g_loss(pair.discriminator(augment(fake), y_fake).float())
+        pair.opt_g.zero_grad(set_to_none=True)
+        pair.scaler_g.scale(loss_g).backward()
+        pair.scaler_g.step(pair.opt_g)
+        pair.scaler_g.update()
+        pair.discriminator.requires_grad_(True)
+        ema_update(pair.ema, pair.generator, ema_decay_at(self.iteration, cfg.ema_decay))
+        return {
+            "d_loss": loss_d.item(),
+            "g_loss": loss_g.item(),
+            "d_real_acc": (d_real > 0).float().mean().item(),
+            "d_fake_acc": (d_fake < 0).float().mean().item(),
+        }
+
+    def iterate(self) -> dict[str, float]:
+        """One iteration of every pair; returns the statistics averaged over pairs."""
+        start = time.perf_counter()
+        stats = [self.step(pair) for pair in self.pairs]
+        self.iteration += 1
+        means = {k: float(np.mean([s[k] for s in stats])) for k in Meter.KEYS}
+        seconds = time.perf_counter() - start
+        images = self.cfg.batch_size * len(self.pairs)
+        self.meter.add(means, seconds, images)
+        rate = images / max(seconds, 1e-9)
+        self.images_per_second = (
+            rate if self.images_per_second == 0 else (0.9 * self.images_per_second + 0.1 * rate)
+        )
+        if self.iteration % self.cfg.log_every == 0 or self.iteration == self.cfg.iterations:
+            record = train_record(self.iteration, self.meter.means(), round(self.meter.seconds, 3),
+                                  round(self.meter.images_per_second(), 1))  # fmt: skip
+            self.run.append_history(record)
+            self.meter = Meter()
+        return means
+
+    # -- evaluation and checkpoints ------------------------------------------------------------
+
+    def prepare_fid(self, display: GanDisplay) -> None:
+        """Features of the real training images per class (cached after the first time)."""
+        if self.cfg.fid_samples <= 0:
+            return
+        if self.extractor is None:
+            self.extractor = build_named_extractor(self.cfg.feature_extractor, self.device)
+        advance = display.task("FID features of real train", len(self.data))
+        self.real_features = class_features(
+            self.data.images, self.data.labels, len(self.class_names), self.extractor,
+            progress=advance,
+        )  # fmt: skip
+
+    def evaluate(self, display: GanDisplay) -> None:
+        """Sample grid, per-class FID/KID, history line, last.pt and (if better) best.pt."""
+        cfg, it = self.cfg, self.iteration
+        start = time.perf_counter()
+        grid = sample_grid(
+            self.G_ema,
+            self.class_names,
+            columns=cfg.grid_columns,
+            seed=cfg.seed,
+            device=self.device,
+            title=f"{cfg.name}: iteration {it} (EMA generator)",
+        )
+        buffer = io.BytesIO()
+        grid.save(buffer, format="PNG")
+        grid_path = Path("samples") / f"iter_{it:06d}.png"
+        atomic_write_bytes(self.run.path / grid_path, buffer.getvalue())
+        result = None
+        if cfg.fid_samples > 0 and self.real_features is not None:
+            result = evaluate_generator(
+                self.G_ema, self.class_names, self.real_features, self.extractor,
+                samples_per_class=cfg.fid_samples, seed=cfg.seed, device=self.device,
+            )  # fmt: skip
+        with self.guard.critical():
+            improved = result is None or self.best_fid is None or result["mean_fid"] < self.best_fid
+            if improved:
+                self.best_fid = None if result is None else result["mean_fid"]
+                self.best_iteration = it
+            self.last_eval, self.last_eval_iteration = result, it
+            record = {
+                "kind": "eval",
+                "iteration": it,
+                "grid": str(grid_path),
+                "fid": result,
+                "best": improved,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+            self.run.append_history(record)
+            self.run.save(self.checkpoint(), *(("last", "best") if improved else ("last",)))
+        if result is not None:
+            fids = ", ".join(f"{k} {v['fid']:.1f}" for k, v in result["per_class"].items())
+            display.notice(f"iteration {it}: FID {fids} (mean {result['mean_fid']:.1f})"
+                           + (" [best]" if improved else ""))  # fmt: skip
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            CONFIG_KEY: self.cfg.to_dict(),
+            "class_names": self.class_names,
+            "G": cpu_state(self.G),
+            "D": cpu_state(self.D),
+            "G_ema": cpu_state(self.G_ema),
+            "optimizers": [
+                {"G": p.opt_g.state_dict(), "D": p.opt_d.state_dict()} for p in self.pairs
+            ],
+            "scalers": [
+                {"G": p.scaler_g.state_dict(), "D": p.scaler_d.state_dict()} for p in self.pairs
+            ],  # fmt: skip
+            "iteration": self.iteration,
+            "noise_generator": self.noise.get_state(),
+            "rng": rng_state(),
+            "meter": self.meter.state_dict(),
+            "best_fid": self.best_fid,
+            "best_iteration": self.best_iteration,
+            "last_eval": self.last_eval,
+            "last_eval_iteration": self.last_eval_iteration,
+            "data_sha256": self.data_sha256,
+            "versions": versions(),
+            "saved": now(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if state["data_sha256"] != self.data_sha256:
+            raise UserError(
+                f"{self.run.last}: the training images differ from the ones this run "
+                "started with; resume with the same --data, or start a new --name"
+            )
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        for pair, opt, scaler in zip(
+            self.pairs, state["optimizers"], state["scalers"], strict=True
+        ):
+            pair.opt_g.load_state_dict(opt["G"])
+            pair.opt_d.load_state_dict(opt["D"])
+            pair.scaler_g.load_state_dict(scaler["G"])
+            pair.scaler_d.load_state_dict(scaler["D"])
+        self.iteration = int(state["iteration"])
+        self.noise.set_state(state["noise_generator"])
+        set_rng_state(state["rng"])
+        self.meter.load_state_dict(state["meter"])
+        self.best_fid, self.best_iteration = state["best_fid"], int(state["best_iteration"])
+        self.last_eval = state["last_eval"]
+        self.last_eval_iteration = int(state["last_eval_iteration"])

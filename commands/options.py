@@ -1,0 +1,302 @@
+"""The options more than one command takes, each declared once as an ``Annotated`` type, and the
+helpers that turn the options a user gave into a config dataclass.
+
+A command writes ``device: Device = TrainConfig.device``-style defaults read from its config
+dataclass, so the dataclass stays the single source of every default. Choices are ``Literal``
+types built from the registries' torch-free name tuples (``classify.names``, ``core.names``, the
+config modules), so Typer validates them (exit code 2) and lists them in ``--help`` without the
+help text naming them, and building ``--help`` imports no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+
+from classify.explain.methods import CAM_METHODS, FAITHFULNESS_METRICS
+from classify.names import MODEL_NAMES
+from classify.training.config import AUGMENTS, DEFAULT_LR, OPTIMIZERS, SCHEDULERS
+from classify.training.presets import CLASSIFIER_PRESETS
+from core.names import DEVICES, RESIZE_MODES
+from core.presets import Presets
+
+C = TypeVar("C")
+
+
+def choice(names: Sequence[Any]) -> Any:
+    """A ``Literal`` of a registry's names: Typer shows them as the metavar and refuses others."""
+    return Literal[tuple(names)]  # type: ignore[valid-type]
+
+
+def comma_list(names: Sequence[str], *, allow_empty: bool = False) -> Callable[[str], str]:
+    """A Typer callback that refuses a comma-separated list with a name outside ``names``."""
+
+    def check(value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        unknown = [p for p in parts if p not in names]
+        if unknown or not (parts or allow_empty):
+            raise typer.BadParameter(
+                f"{value!r}: use a comma-separated subset of {','.join(names)}"
+                + (' (or "" for none)' if allow_empty else "")
+            )
+        return value
+
+    return check
+
+
+def preset_help(presets: Presets, what: str) -> str:
+    named = "; ".join(f"{name}: {presets.describe(name)}" for name in presets.names)
+    return f"{what} ({named}); options given explicitly override it."
+
+
+# --- run folders, devices, data ----------------------------------------------------------------
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder holding the runs.")]
+Run = Annotated[str, typer.Argument(help="Run name under --runs-dir, or a path to a run folder.")]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device", help=" | ".join(DEVICES) + " (auto: CUDA when present; cuda:N picks one GPU)."
+    ),
+]
+Workers = Annotated[int, typer.Option("--workers", help="Threads decoding images (0: inline).")]
+Data = Annotated[
+    Path, typer.Option("--data", help="Dataset folder with train/<class>/ and test/<class>/.")
+]
+RunData = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", help="Dataset folder, when it moved since training (default: the run's)."
+    ),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Unreadable images are an error, not skipped.")
+]
+ResizeMode = Annotated[
+    choice(RESIZE_MODES), typer.Option("--resize-mode", help="How images become square.")
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        "--resume", help="Continue RUNS_DIR/NAME from its last.pt (finished runs are kept as is)."
+    ),
+]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing output of the same name.")
+]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+Name = Annotated[
+    str, typer.Option("--name", help="Run name: the run is written to RUNS_DIR/NAME/.")
+]
+Checkpoint = Annotated[
+    str, typer.Option("--checkpoint", help="best (highest val accuracy) or last.")
+]
+CheckpointFile = Annotated[
+    str,
+    typer.Option(
+        "--checkpoint",
+        help="Which checkpoint: best (highest val accuracy) or last (or a path to a .pt file).",
+    ),
+]
+TrainPerClass = Annotated[
+    int, typer.Option("--train-per-class", help="Footwear training images per class.")
+]
+FeatureExtractor = Annotated[
+    str,
+    typer.Option(
+        "--feature-extractor",
+        help="FID features: inception (standard) | random-conv (a stand-in for smoke tests).",
+    ),
+]
+HiddenFeatureExtractor = Annotated[
+    str, typer.Option("--feature-extractor", hidden=True, help="FID features (tests: a stand-in).")
+]
+
+# --- classifier training (fields of TrainConfig) -------------------------------------------------
+
+ClassifierPreset = Annotated[
+    str | None, typer.Option("--preset", help=preset_help(CLASSIFIER_PRESETS, "Training preset"))
+]
+Model = Annotated[
+    choice(MODEL_NAMES),
+    typer.Option("--model", help="Model registry key (`cli models` shows each one's size)."),
+]
+Models = Annotated[
+    str,
+    typer.Option(
+        "--models",
+        help="Comma-separated model registry keys, from " + ",".join(MODEL_NAMES) + ".",
+        callback=comma_list(MODEL_NAMES),
+    ),
+]
+Epochs = Annotated[
+    int | None,
+    typer.Option("--epochs", help="Epochs to train (with --resume: may be raised to extend)."),
+]
+BatchSize = Annotated[int, typer.Option("--batch-size", help="Images per training step.")]
+LearningRate = Annotated[
+    float | None,
+    typer.Option(
+        "--lr",
+        help="Peak learning rate (default: "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+        + ").",
+        show_default=False,
+    ),
+]
+Optimizer = Annotated[choice(OPTIMIZERS), typer.Option("--optimizer", help="Optimizer.")]
+WeightDecay = Annotated[
+    float,
+    typer.Option(
+        "--weight-decay",
+        help="Weight decay on conv/linear weights (never on BatchNorm or biases).",
+    ),
+]
+Scheduler = Annotated[
+    choice(SCHEDULERS),
+    typer.Option("--scheduler", help="Learning-rate schedule, stepped every batch."),
+]
+ImageSize = Annotated[
+    int | None, typer.Option("--image-size", help="Images are resized to this square size (px).")
+]
+Width = Annotated[
+    float | None,
+    typer.Option(
+        "--width",
+        help="Channel multiplier (depth kept); e.g. 0.25 for CPU. ViT: scales the embedding width.",
+    ),
+]
+PatchSize = Annotated[
+    int,
+    typer.Option(
+        "--patch-size", help="ViT patch size in px (0: image size / 8, an 8 x 8 token grid)."
+    ),
+]
+VitDepth = Annotated[int, typer.Option("--vit-depth", help="ViT blocks (0: the named size's).")]
+VitHeads = Annotated[
+    int, typer.Option("--vit-heads", help="ViT attention heads (0: the named size's).")
+]
+Augment = Annotated[choice(AUGMENTS), typer.Option("--augment", help="Train-time augmentation.")]
+ValFraction = Annotated[
+    float,
+    typer.Option("--val-fraction", help="Stratified validation share of train/."),
+]
+TrainSeed = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="Seed of everything random in training: split, initialisation, batches, noise, "
+        "augmentation.",
+    ),
+]
+SyntheticRatio = Annotated[
+    float | None,
+    typer.Option(
+        "--synthetic-ratio",
+        help="Synthetic images per real training image of each class (default: all).",
+    ),
+]
+
+# --- explanations --------------------------------------------------------------------------------
+
+_SLOW = [name for name, method in CAM_METHODS.items() if method.slow_on_cpu]
+CamMethod = Annotated[
+    choice(CAM_METHODS),
+    typer.Option("--cam-method", help="Class activation map method (grid and faithfulness score)."),
+]
+Method = Annotated[
+    choice(CAM_METHODS),
+    typer.Option(
+        "--method",
+        help="CAM method. "
+        + ", ".join(_SLOW)
+        + ": one forward pass per channel of the target layer (2,048 for ResNet-50) per image: "
+        "fine on a GPU, ~20 s per 64 px image on a CPU.",
+    ),
+]
+CamPerClass = Annotated[
+    int,
+    typer.Option(
+        "--cam-per-class", help="Test images per class for the CAM grid and score (0: skip)."
+    ),
+]
+Metric = Annotated[
+    choice(FAITHFULNESS_METRICS),
+    typer.Option(
+        "--metric",
+        help="Faithfulness metric, higher is better for both. "
+        + " | ".join(f"{k}: {m.description}" for k, m in FAITHFULNESS_METRICS.items()),
+    ),
+]
+ExplainImages = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Image files to explain (true label unknown, shown as '?'); default: "
+        "--per-class test images."
+    ),
+]
+ExplainPerClass = Annotated[
+    int, typer.Option("--per-class", help="Seeded-random test images per class.")
+]
+ExplainSeed = Annotated[
+    int, typer.Option("--seed", help="Seed of the test-image choice and ROAD's noise.")
+]
+Rollout = Annotated[
+    bool,
+    typer.Option(
+        "--rollout/--no-rollout", help="Attention rollout of ViTs (Abnar & Zuidema 2020)."
+    ),
+]
+
+# --- a config dataclass from the options ---------------------------------------------------------
+
+
+def given(ctx: typer.Context) -> dict[str, Any]:
+    """The options set on the command line (or by environment), not defaulted: name -> value."""
+    out = {}
+    for name, value in ctx.params.items():
+        source = ctx.get_parameter_source(name)
+        # Compared by name: Typer ships its own copy of click's ParameterSource enum.
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            out[name] = value
+    return out
+
+
+def config_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that name fields of dataclass ``cls``, as the fields hold them:
+    paths as strings, a comma-separated option as a tuple where the field is one."""
+    assert is_dataclass(cls), cls
+    out: dict[str, Any] = {}
+    for field in fields(cls):
+        if field.name not in values:
+            continue
+        value = values[field.name]
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, str) and isinstance(field.default, tuple):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        out[field.name] = value
+    return out
+
+
+def config_from(
+    cls: type[C],
+    ctx: typer.Context,
+    *,
+    base: C | None = None,
+    presets: Presets | None = None,
+    preset: str | None = None,
+) -> C:
+    """``base`` (default: ``cls()``) with ``preset`` applied, then the options the user gave that
+    are fields of ``cls``: an option left at its default never overrides the preset or ``base``."""
+    start = cls() if base is None else base
+    return (presets or Presets({})).apply(start, preset, config_values(cls, given(ctx)))
+
+
+def config_of(cls: type[C], ctx: typer.Context, **fixed: Any) -> C:
+    """``cls`` built from every option value (given or default) that is one of its fields."""
+    return cls(**{**config_values(cls, ctx.params), **fixed})

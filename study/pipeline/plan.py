@@ -1,0 +1,209 @@
+"""What a pipeline run works on: the dataset, run names, paths and configs each step derives from
+the :class:`PipelineConfig`, and the checks that say whether a step's outputs are complete.
+
+Everything that depends on an earlier step's outputs (the best architecture, the augmented and CAS
+configs, which copy a baseline run's config.json) is worked out lazily, when a step first asks, so
+the plan can be made before any step has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from classify.training.config import TrainConfig
+from core.io import read_json, read_jsonl
+from core.manifest import MANIFEST, Manifest
+from study.pipeline.config import PipelineConfig
+
+if TYPE_CHECKING:
+    from augment.gan.config import GanConfig, SynthConfig
+    from classify.training.train_all import TrainAllOptions
+
+
+@dataclass
+class StudyPlan:
+    """The pipeline's names and configs; ``data`` is the dataset, ``runs`` the runs folder."""
+
+    cfg: PipelineConfig
+    data: Path
+    runs: Path
+
+    @property
+    def prefix(self) -> str:
+        """Every run, state and summary file of the study starts with the dataset's name."""
+        return f"{self.data.name}-"
+
+    @property
+    def ratio_suffix(self) -> str:
+        return "" if self.cfg.synthetic_ratio is None else f"-r{self.cfg.synthetic_ratio:g}"
+
+    # --- baseline classifiers, one train-all per seed ---
+
+    def baseline_config(self, seed: int) -> TrainConfig:
+        return classifier_base(self.cfg, self.data, seed)
+
+    def train_all_options(self, seed: int) -> TrainAllOptions:
+        from classify.training.train_all import TrainAllOptions
+
+        cfg = self.cfg
+        return TrainAllOptions(
+            cfg.models, f"{self.prefix}s{seed}-", cam_per_class=cfg.cam_per_class, resume=True
+        )
+
+    def models_json(self, seed: int) -> Path:
+        return self.runs / f"{self.train_all_options(seed).prefix}models.json"
+
+    @cached_property
+    def summaries(self) -> list[dict[str, Any]]:
+        """Each seed's train-all summary (models.json), read once the classifiers are done."""
+        return [read_json(self.models_json(seed)) for seed in range(self.cfg.seeds)]
+
+    @cached_property
+    def best_model(self) -> str:
+        """The best architecture by mean validation accuracy over seeds (ties: fewer parameters)."""
+        return pick_architecture(self.summaries)
+
+    # --- GAN and synthetic set ---
+
+    @cached_property
+    def gan_config(self) -> GanConfig:
+        from augment.gan.config import GAN_PRESETS, GanConfig
+
+        cfg = self.cfg
+        explicit = {
+            **cfg.gan,
+            "data": str(self.data),
+            "name": f"{self.prefix}gan",
+            "runs_dir": cfg.runs_dir,
+            "device": cfg.gan.get("device", cfg.device),
+            "feature_extractor": cfg.feature_extractor,
+        }
+        return GAN_PRESETS.apply(GanConfig(), cfg.preset, explicit)
+
+    @property
+    def gan_dir(self) -> Path:
+        return self.runs / self.gan_config.name
+
+    @property
+    def synthetic(self) -> Path:
+        return Path(self.cfg.synthetic_dir) / self.gan_config.name
+
+    @cached_property
+    def synth_config(self) -> SynthConfig:
+        from augment.gan.config import SynthConfig
+
+        cfg = self.cfg
+        return SynthConfig(
+            gan=self.gan_config.name,
+            per_class=cfg.per_class,
+            out=str(self.synthetic),
+            runs_dir=cfg.runs_dir,
+            device=cfg.device,
+            feature_extractor=cfg.feature_extractor,
+        )
+
+    def manifest(self) -> Manifest:
+        return Manifest.read(self.synthetic / MANIFEST)
+
+    # --- augmented retraining, CAS and the report ---
+
+    def baseline_dir(self, seed: int) -> Path:
+        return self.runs / f"{self.prefix}s{seed}-{self.best_model}"
+
+    def augmented_config(self, seed: int) -> TrainConfig:
+        """Same architecture, seed, hyper-parameters and optimizer steps as the seed's baseline."""
+        return augmented_config(
+            self.baseline_dir(seed),
+            f"{self.baseline_dir(seed).name}{self.cfg.augmented_suffix}",
+            str(self.synthetic),
+            self.cfg.synthetic_ratio,
+        )
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """(baseline run, augmented run) names, one pair per seed."""
+        return [
+            (self.baseline_dir(s).name, f"{self.baseline_dir(s).name}{self.cfg.augmented_suffix}")
+            for s in range(self.cfg.seeds)
+        ]
+
+    def cas_config(self) -> TrainConfig:
+        """The best architecture trained on the synthetic images only (the first seed's recipe)."""
+        from study.cas import cas_config
+
+        return cas_config(
+            read_train_config(self.runs / self.pairs[0][0]),
+            self.synthetic,
+            f"{self.prefix}cas-{self.best_model}",
+        )
+
+    @property
+    def report_dir(self) -> Path:
+        return Path(self.cfg.reports_dir) / (
+            f"{self.prefix}{self.best_model}-baseline-vs-augmented{self.ratio_suffix}"
+        )
+
+
+# --- configs and completeness checks ------------------------------------------------------------
+
+
+def dataset_path(cfg: PipelineConfig) -> Path:
+    if cfg.data:
+        return Path(cfg.data)
+    suffix = "" if cfg.train_per_class == 240 else f"-{cfg.train_per_class}"
+    return Path(cfg.data_dir) / f"footwear{suffix}"
+
+
+def classifier_base(cfg: PipelineConfig, data: Path, seed: int) -> TrainConfig:
+    from classify.training.presets import CLASSIFIER_PRESETS
+
+    explicit = {**cfg.classifier, "data": str(data), "runs_dir": cfg.runs_dir, "seed": seed}
+    explicit.setdefault("device", cfg.device)
+    return CLASSIFIER_PRESETS.apply(TrainConfig(), cfg.preset, explicit)
+
+
+def pick_architecture(summaries: list[dict[str, Any]]) -> str:
+    """Mean best-epoch validation accuracy over seeds; ties to fewer parameters."""
+    scores: dict[str, list[float]] = {}
+    params: dict[str, int] = {}
+    for summary in summaries:
+        for row in summary["runs"]:
+            scores.setdefault(row["model"], []).append(row["val_acc"] or 0.0)
+            params[row["model"]] = row["params"]
+    return min(scores, key=lambda m: (-sum(scores[m]) / len(scores[m]), params[m]))
+
+
+def read_train_config(run_dir: Path) -> TrainConfig:
+    return TrainConfig.from_dict(read_json(run_dir / "config.json")["train"])
+
+
+def augmented_config(
+    baseline: Path, name: str, synthetic: str, ratio: float | None = None
+) -> TrainConfig:
+    """The baseline's config with the synthetic images added (all, or ``ratio`` per real image)
+    and the same optimizer-step budget: each epoch draws as many images (from real + synthetic)
+    as the baseline's epoch had, so the two runs take equally many steps under the same schedule."""
+    base = read_train_config(baseline)
+    n_real = read_json(baseline / "config.json")["dataset"]["n_train"]
+    return replace(base, name=name, synthetic=synthetic, synthetic_ratio=ratio, epoch_size=n_real)
+
+
+def gan_complete(run_dir: Path, iterations: int) -> bool:
+    if not (run_dir / "last.pt").is_file():
+        return False
+    history = read_jsonl(run_dir / "history.jsonl")
+    return (
+        any(r.get("iteration", 0) >= iterations for r in history)
+        and (run_dir / "best.pt").is_file()
+    )
+
+
+def synthetic_complete(folder: Path, per_class: int) -> bool:
+    path = folder / MANIFEST
+    if not path.is_file():
+        return False  # synthesize writes into a temporary folder and renames it at the end
+    counts = Manifest.read(path).counts or {}
+    return bool(counts) and min(counts.values()) >= per_class

@@ -1,0 +1,180 @@
+"""The pipeline's named steps, in order: data -> classifiers per seed -> gan-train -> synthesize ->
+augmented retraining per seed -> CAS -> compare.
+
+A step is a name, ``done()`` (its outputs exist and are complete, so it is skipped) and ``run()``
+(make them; training steps resume from last.pt). Steps read names and configs from a
+:class:`~study.pipeline.plan.StudyPlan`, so a step's config is worked out when it is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from classify.training.config import TrainConfig
+from study.pipeline.config import PipelineConfig
+from study.pipeline.plan import StudyPlan, gan_complete, synthetic_complete
+
+if TYPE_CHECKING:
+    from augment.gan.config import GanConfig, SynthConfig
+
+
+@dataclass(frozen=True)
+class Step:
+    """``done()``: the outputs exist and are complete (the step is skipped); ``run()``: make them."""
+
+    name: str
+    done: Callable[[], bool]
+    run: Callable[[], Any]
+
+
+def never_done() -> bool:
+    """For steps that always run: cheap ones that keep complete outputs as they are, and the
+    report, which must show the latest results."""
+    return False
+
+
+def pipeline_steps(plan: StudyPlan) -> list[Step]:
+    seeds = range(plan.cfg.seeds)
+    steps = [data_step(plan)] if plan.cfg.data is None else []
+    steps += [classifier_step(plan, seed) for seed in seeds]
+    steps += [gan_step(plan), synthesize_step(plan)]
+    steps += [augmented_step(plan, seed) for seed in seeds]
+    if plan.cfg.cas:
+        steps.append(cas_step(plan))
+    return [*steps, compare_step(plan)]
+
+
+def data_step(plan: StudyPlan) -> Step:
+    """The embedded footwear set (write_footwear keeps a complete set as it is)."""
+    from core.footwear import FootwearConfig, write_footwear
+
+    fw = FootwearConfig(out=str(plan.data), train_per_class=plan.cfg.train_per_class, seed=0)
+    return Step("data", never_done, lambda: write_footwear(fw))
+
+
+def classifier_step(plan: StudyPlan, seed: int) -> Step:
+    """Every model variant trained and evaluated with the same seed and budget (train-all)."""
+
+    def done() -> bool:
+        from core.evaldir import evaluation_current
+        from core.rundir import training_complete
+
+        base, options = plan.baseline_config(seed), plan.train_all_options(seed)
+        return plan.models_json(seed).is_file() and all(
+            training_complete(plan.runs / f"{options.prefix}{m}", base.epochs)
+            and evaluation_current(plan.runs / f"{options.prefix}{m}")
+            for m in options.models
+        )
+
+    def run() -> Any:
+        from classify.training.train_all import train_all
+
+        return train_all(plan.baseline_config(seed), plan.train_all_options(seed))
+
+    return Step(f"classifiers seed {seed}", done, run)
+
+
+def gan_step(plan: StudyPlan) -> Step:
+    def done() -> bool:
+        return gan_complete(plan.gan_dir, plan.gan_config.iterations)
+
+    return Step("gan-train", done, lambda: _train_gan(plan.gan_config))
+
+
+def synthesize_step(plan: StudyPlan) -> Step:
+    def done() -> bool:
+        return synthetic_complete(plan.synthetic, plan.cfg.per_class)
+
+    return Step("synthesize", done, lambda: _synthesize(plan.synth_config))
+
+
+def augmented_step(plan: StudyPlan, seed: int) -> Step:
+    """The best architecture retrained on real + synthetic images, then evaluated."""
+
+    def done() -> bool:
+        from core.evaldir import evaluation_current
+        from core.rundir import training_complete
+
+        aug = plan.augmented_config(seed)
+        run_dir = plan.runs / aug.name
+        return training_complete(run_dir, aug.epochs) and evaluation_current(run_dir)
+
+    return Step(
+        f"augmented seed {seed}", done, lambda: _train_and_evaluate(plan.augmented_config(seed))
+    )
+
+
+def cas_step(plan: StudyPlan) -> Step:
+    """Classification Accuracy Score: the best architecture trained on the synthetic images only."""
+
+    def done() -> bool:
+        from core.rundir import training_complete
+
+        cas = plan.cas_config()
+        scored = plan.manifest().cas is not None
+        return scored and training_complete(plan.runs / cas.name, cas.epochs)
+
+    def run() -> Any:
+        from study.cas import run_cas
+
+        baseline = plan.runs / plan.pairs[0][0]
+        return run_cas(plan.cas_config(), baseline_run=baseline, resume=True)
+
+    return Step("cas", done, run)
+
+
+def compare_step(plan: StudyPlan) -> Step:
+    """The report (always re-rendered: cheap next to training, and it must show the CAS result)."""
+
+    def run() -> dict[str, Any]:
+        pairs = plan.pairs
+        return _compare([a for a, _ in pairs], [b for _, b in pairs], plan.report_dir, plan.cfg)
+
+    return Step("compare", never_done, run)
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+
+def _train_gan(cfg: GanConfig) -> Any:
+    from augment.gan.trainer import train_gan
+
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    return train_gan(cfg, resume=(run_dir / "last.pt").is_file())
+
+
+def _synthesize(cfg: SynthConfig) -> Any:
+    from augment.synthesize import synthesize
+
+    return synthesize(replace(cfg, overwrite=Path(cfg.out).exists()))
+
+
+def _train_and_evaluate(cfg: TrainConfig) -> None:
+    from classify.evaluation.evaluate import evaluate_run
+    from classify.training.trainer import train
+    from core.rundir import training_complete
+
+    run_dir = Path(cfg.runs_dir) / cfg.name
+    if not training_complete(run_dir, cfg.epochs):
+        train(cfg, resume=(run_dir / "last.pt").is_file())
+    evaluate_run(run_dir, "best", device=cfg.device)
+
+
+def _compare(a: list[str], b: list[str], out: Path, cfg: PipelineConfig) -> dict[str, Any]:
+    from study.compare.config import CompareConfig
+    from study.compare.job import run_compare
+
+    report, _ = run_compare(
+        CompareConfig(
+            a=tuple(a),
+            b=tuple(b),
+            out=str(out),
+            runs_dir=cfg.runs_dir,
+            device=cfg.device,
+            per_class=cfg.cam_per_class,
+        )
+    )
+    return report
