@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 
 from classify.names import HEAD_FUSIONS
-from commands.common import user_errors
-from commands.evaluate import _device, _image_files, _interrupted
+from commands.common import interrupted_exit, user_errors
 from commands.options import (
     CheckpointFile,
     Device,
@@ -64,7 +63,8 @@ def attention_command(
     stored for test images in RUN/eval/metrics.json under "attention"."""
     from classify.checkpoint import load_classifier
     from classify.explain.attention_run import AttentionOptions, attention_run, require_vit
-    from classify.explain.selection import test_images_per_class
+    from classify.explain.selection import given_images, test_images_per_class
+    from core.device import setup_device
     from core.evaldir import eval_dir, update_metrics
     from core.progress import make_progress
 
@@ -77,10 +77,10 @@ def attention_command(
         seed=seed,
     )
     try:
-        loaded = load_classifier(name, checkpoint, runs_dir, _device(device))
+        loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
         require_vit(loaded)  # before decoding any image
         if images:
-            batch, labels, rows, row_labels, names = _image_files(loaded, images)
+            batch, labels, rows, row_labels, names = given_images(loaded, images)
         else:
             batch, labels, rows, row_labels, names = test_images_per_class(
                 loaded, per_class, seed, workers, data
@@ -101,7 +101,7 @@ def attention_command(
                 progress=lambda n: bar.advance(task, n),
             )
     except KeyboardInterrupt:
-        raise _interrupted() from None
+        raise interrupted_exit() from None
     for path in report.figures:
         console.print(f"wrote {path}", highlight=False)
     for key, entry in report.faithfulness.items():

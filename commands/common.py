@@ -13,6 +13,7 @@ from core.errors import UserError
 from core.progress import err_console
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def user_errors(func: F) -> F:
@@ -38,3 +39,26 @@ def user_errors(func: F) -> F:
                         )
 
     return wrapper  # type: ignore[return-value]
+
+
+def exit_on_interrupt(job: Callable[[], T], hint: str | None = None) -> T:
+    """Run a long job; after Ctrl-C print what it saved and how to resume, then exit with 130."""
+    from core.interrupts import RunInterrupted
+
+    try:
+        return job()
+    except RunInterrupted as stop:
+        err_console.print(f"[yellow]{stop.message}[/yellow]", highlight=False, soft_wrap=True)
+        if hint:
+            err_console.print(hint, highlight=False)
+        raise typer.Exit(130) from None
+
+
+def interrupted_exit() -> typer.Exit:
+    """Ctrl-C in a command that writes only finished files: say so; exit code 130."""
+    err_console.print(
+        "[yellow]interrupted[/yellow]: nothing half-written (files are replaced "
+        "atomically); run the command again",
+        highlight=False,
+    )
+    return typer.Exit(130)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from classify.explain.methods import CAM_METHODS, CAM_TARGETS
-from commands.common import user_errors
+from commands.common import interrupted_exit, user_errors
 from commands.options import (
     CheckpointFile,
     Device,
@@ -25,22 +25,6 @@ from commands.options import (
     choice,
 )
 from core.progress import console, err_console
-
-
-def _device(name: str) -> Any:
-    from core.device import setup_device
-
-    return setup_device(name)
-
-
-def _interrupted() -> typer.Exit:
-    err_console.print(
-        "[yellow]interrupted[/yellow]: nothing half-written (files are replaced "
-        "atomically); run the command again",
-        highlight=False,
-    )
-    return typer.Exit(130)
-
 
 # --- evaluate --------------------------------------------------------------------------------
 
@@ -88,16 +72,17 @@ def evaluate_command(
     confusion.png/.json, curves.png and predictions.csv, and prints the per-class metrics."""
     from classify.checkpoint import load_classifier
     from classify.evaluation.evaluate import evaluate_loaded
+    from core.device import setup_device
     from core.errors import UserError
     from core.evaldir import eval_dir
 
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     try:
-        loaded = load_classifier(name, checkpoint, runs_dir, _device(device))
+        loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
         metrics = evaluate_loaded(loaded, batch_size=batch_size, workers=workers, data=data)
     except KeyboardInterrupt:
-        raise _interrupted() from None
+        raise interrupted_exit() from None
     print_metrics(metrics, eval_dir(loaded.run_dir))
 
 
@@ -147,7 +132,8 @@ def gradcam_command(
     from classify.checkpoint import load_classifier
     from classify.explain.cams import CamOptions, check_options
     from classify.explain.gradcam_run import render_cams
-    from classify.explain.selection import test_images_per_class
+    from classify.explain.selection import given_images, test_images_per_class
+    from core.device import setup_device
     from core.evaldir import eval_dir, update_metrics
     from core.progress import make_progress
 
@@ -162,9 +148,9 @@ def gradcam_command(
     )
     check_options(options)
     try:
-        loaded = load_classifier(name, checkpoint, runs_dir, _device(device))
+        loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
         if images:
-            batch, labels, rows, row_labels, names = _image_files(loaded, images)
+            batch, labels, rows, row_labels, names = given_images(loaded, images)
         else:
             batch, labels, rows, row_labels, names = test_images_per_class(
                 loaded, per_class, seed, workers, data
@@ -191,7 +177,7 @@ def gradcam_command(
                 progress=lambda n: bar.advance(task, n),
             )
     except KeyboardInterrupt:
-        raise _interrupted() from None
+        raise interrupted_exit() from None
     faith = report.faithfulness
     if not images:
         update_metrics(loaded.run_dir, {"cam": {options.method: faith}})
@@ -202,15 +188,6 @@ def gradcam_command(
         + ("" if images else f"; stored in {eval_dir(loaded.run_dir) / 'metrics.json'}"),
         highlight=False,
     )
-
-
-def _image_files(loaded: Any, images: list[Path]) -> tuple:
-    from classify.evaluation.predict import load_image_files
-
-    batch = load_image_files(images, loaded.image_size, loaded.train_config.resize_mode)
-    rows = [[i] for i in range(len(images))]
-    # No row labels: each image's file name is printed under it.
-    return batch, None, rows, None, [p.name for p in images]
 
 
 # --- predict ---------------------------------------------------------------------------------
@@ -232,8 +209,9 @@ def predict_command(
 
     from classify.checkpoint import load_classifier
     from classify.evaluation.predict import predict_files
+    from core.device import setup_device
 
-    loaded = load_classifier(name, checkpoint, runs_dir, _device(device))
+    loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
     results = predict_files(loaded, images, top_k)
     if as_json:
         typer.echo(

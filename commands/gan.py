@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -35,12 +34,12 @@ from commands.options import (
     Workers,
     choice,
     comma_list,
-    config_from,
     config_of,
     preset_help,
+    run_training,
 )
 from core.manifest import FidScores, Manifest
-from core.progress import console, err_console
+from core.progress import console
 
 _G = GanConfig()
 _S = SynthConfig(gan="")
@@ -137,24 +136,9 @@ def gan_train_command(
     best.pt (best mean per-class FID). Ctrl-C saves last.pt; --resume continues exactly (only
     --iterations, --eval-every, --log-every, --device, --workers and --data may change)."""
     _prefer_passive_openmp()
-    from augment.gan.trainer import GanInterrupted, train_gan
-    from core.io import load_checkpoint
-    from core.rundir import RunDir, checkpoint_config
+    from augment.gan.trainer import train_gan
 
-    if resume:
-        run_dir = runs_dir / name
-        RunDir.at(run_dir).check(resume=True, overwrite=overwrite)
-        last = run_dir / "last.pt"
-        saved = GanConfig.from_dict(checkpoint_config(load_checkpoint(last), last))
-        cfg = config_from(GanConfig, ctx, base=saved)
-        cfg = replace(cfg, name=name, runs_dir=str(runs_dir))
-    else:
-        cfg = config_from(GanConfig, ctx, presets=GAN_PRESETS, preset=preset)
-    try:
-        result = train_gan(cfg, resume=resume, overwrite=overwrite, progress=progress)
-    except GanInterrupted as stop:
-        err_console.print(f"[yellow]{stop.message}[/yellow]", highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
+    result = run_training(train_gan, GanConfig, GAN_PRESETS, ctx)
     best = (
         f"best mean FID {result.best_fid:.1f} at iteration {result.best_iteration}"
         if result.best_fid is not None

@@ -25,6 +25,7 @@ from core.names import DEVICES, RESIZE_MODES
 from core.presets import Presets
 
 C = TypeVar("C")
+R = TypeVar("R")
 
 
 def choice(names: Sequence[Any]) -> Any:
@@ -300,3 +301,27 @@ def config_from(
 def config_of(cls: type[C], ctx: typer.Context, **fixed: Any) -> C:
     """``cls`` built from every option value (given or default) that is one of its fields."""
     return cls(**{**config_values(cls, ctx.params), **fixed})
+
+
+def run_training(job: Callable[..., R], cls: type, presets: Presets, ctx: typer.Context) -> R:
+    """Run a training command: ``job(cfg, resume=, overwrite=, progress=)`` where ``cfg`` is, with
+    ``--resume``, the run's saved configuration with the options given on top (the trainer refuses
+    changes to what may not change), otherwise ``--preset`` (or the defaults) with the options
+    given. Ctrl-C ends it with the trainer's message and exit code 130."""
+    from dataclasses import replace
+
+    from commands.common import exit_on_interrupt
+
+    p = ctx.params
+    if p["resume"]:
+        from core.resume import saved_config
+        from core.rundir import RunDir
+
+        run_dir = p["runs_dir"] / p["name"]
+        RunDir.at(run_dir).check(resume=True, overwrite=p["overwrite"])
+        cfg = config_from(cls, ctx, base=cls.from_dict(saved_config(run_dir)))  # type: ignore[attr-defined]
+        cfg = replace(cfg, name=p["name"], runs_dir=str(p["runs_dir"]))
+    else:
+        cfg = config_from(cls, ctx, presets=presets, preset=p["preset"])
+    flags = {k: p[k] for k in ("resume", "overwrite", "progress")}
+    return exit_on_interrupt(lambda: job(cfg, **flags))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -42,9 +41,9 @@ from commands.options import (
     Workers,
     choice,
     comma_list,
-    config_from,
+    run_training,
 )
-from core.progress import console, err_console
+from core.progress import console
 
 _D = TrainConfig()
 
@@ -127,22 +126,9 @@ def train_command(
     except --data, --device, --workers and --epochs (raise it to extend the run; the learning-rate
     schedule is then recomputed over the new total).
     """
-    from classify.training.run import saved_train_config
-    from classify.training.trainer import TrainInterrupted, train
-    from core.rundir import RunDir
+    from classify.training.trainer import train
 
-    if resume:
-        run_dir = runs_dir / name
-        RunDir.at(run_dir).check(resume=True, overwrite=overwrite)
-        cfg = config_from(TrainConfig, ctx, base=saved_train_config(run_dir))
-        cfg = replace(cfg, name=name, runs_dir=str(runs_dir))
-    else:
-        cfg = config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
-    try:
-        result = train(cfg, resume=resume, overwrite=overwrite, progress=progress)
-    except TrainInterrupted as stop:
-        err_console.print(f"[yellow]{stop.message}[/yellow]", highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
+    result = run_training(train, TrainConfig, CLASSIFIER_PRESETS, ctx)
     best = (
         f"best val acc {result.best_val_acc:.2%} (epoch {result.best_epoch})"
         if result.best_val_acc is not None

@@ -10,36 +10,9 @@ import typer
 from classify.training.config import TrainConfig
 from classify.training.presets import CLASSIFIER_PRESETS
 from classify.training.train_all import TrainAllOptions
-from commands.common import user_errors
-from commands.options import (
-    Augment,
-    BatchSize,
-    CamMethod,
-    CamPerClass,
-    ClassifierPreset,
-    Data,
-    Device,
-    Epochs,
-    ImageSize,
-    LearningRate,
-    Models,
-    Optimizer,
-    Overwrite,
-    PatchSize,
-    Resume,
-    RunsDir,
-    Scheduler,
-    TrainSeed,
-    ValFraction,
-    VitDepth,
-    VitHeads,
-    WeightDecay,
-    Width,
-    Workers,
-    config_from,
-    config_of,
-)
-from core.progress import console, err_console
+from commands import options as opt
+from commands.common import exit_on_interrupt, user_errors
+from core.progress import console
 
 _D = TrainConfig()
 _O = TrainAllOptions()
@@ -47,31 +20,31 @@ _O = TrainAllOptions()
 
 def train_all_command(
     ctx: typer.Context,
-    data: Data,
-    models: Models = ",".join(_O.models),
-    preset: ClassifierPreset = None,
+    data: opt.Data,
+    models: opt.Models = ",".join(_O.models),
+    preset: opt.ClassifierPreset = None,
     prefix: Annotated[str, typer.Option(help="Run names are <prefix><model>.")] = _O.prefix,
-    runs_dir: RunsDir = Path(_D.runs_dir),
-    epochs: Epochs = _D.epochs,
-    batch_size: BatchSize = _D.batch_size,
-    lr: LearningRate = _D.lr,
-    optimizer: Optimizer = _D.optimizer,
-    weight_decay: WeightDecay = _D.weight_decay,
-    scheduler: Scheduler = _D.scheduler,
-    image_size: ImageSize = _D.image_size,
-    width: Width = _D.width,
-    patch_size: PatchSize = _D.patch_size,
-    vit_depth: VitDepth = _D.vit_depth,
-    vit_heads: VitHeads = _D.vit_heads,
-    augment: Augment = _D.augment,
-    val_fraction: ValFraction = _D.val_fraction,
-    seed: TrainSeed = _D.seed,
-    device: Device = _D.device,
-    workers: Workers = _D.workers,
-    cam_method: CamMethod = _O.cam_method,
-    cam_per_class: CamPerClass = _O.cam_per_class,
-    resume: Resume = _O.resume,
-    overwrite: Overwrite = _O.overwrite,
+    runs_dir: opt.RunsDir = Path(_D.runs_dir),
+    epochs: opt.Epochs = _D.epochs,
+    batch_size: opt.BatchSize = _D.batch_size,
+    lr: opt.LearningRate = _D.lr,
+    optimizer: opt.Optimizer = _D.optimizer,
+    weight_decay: opt.WeightDecay = _D.weight_decay,
+    scheduler: opt.Scheduler = _D.scheduler,
+    image_size: opt.ImageSize = _D.image_size,
+    width: opt.Width = _D.width,
+    patch_size: opt.PatchSize = _D.patch_size,
+    vit_depth: opt.VitDepth = _D.vit_depth,
+    vit_heads: opt.VitHeads = _D.vit_heads,
+    augment: opt.Augment = _D.augment,
+    val_fraction: opt.ValFraction = _D.val_fraction,
+    seed: opt.TrainSeed = _D.seed,
+    device: opt.Device = _D.device,
+    workers: opt.Workers = _D.workers,
+    cam_method: opt.CamMethod = _O.cam_method,
+    cam_per_class: opt.CamPerClass = _O.cam_per_class,
+    resume: opt.Resume = _O.resume,
+    overwrite: opt.Overwrite = _O.overwrite,
 ) -> None:
     """Train each model with the same data, seed and budget, evaluate each on the test set, and
     write RUNS_DIR/models.json naming the best by validation accuracy (ties: fewer parameters).
@@ -79,15 +52,12 @@ def train_all_command(
     from rich.table import Table
 
     from classify.training.train_all import train_all
-    from classify.training.trainer import TrainInterrupted
 
-    base = config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
-    try:
-        summary = train_all(base, config_of(TrainAllOptions, ctx))
-    except TrainInterrupted as stop:
-        err_console.print(f"[yellow]{stop.message}[/yellow]", highlight=False, soft_wrap=True)
-        err_console.print("continue all with the same command plus --resume", highlight=False)
-        raise typer.Exit(130) from None
+    base = opt.config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
+    summary = exit_on_interrupt(
+        lambda: train_all(base, opt.config_of(TrainAllOptions, ctx)),
+        hint="continue all with the same command plus --resume",
+    )
     console.print(models_table(summary, Table))
     console.print(
         f"best by validation accuracy: [bold]{summary['best']}[/bold]; "

@@ -87,13 +87,7 @@ class GanConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
-        parts = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
-        unknown = [p for p in parts if p not in POLICY_PARTS]
-        if unknown:
-            raise UserError(
-                f"--diffaugment {self.diffaugment!r}: unknown part(s) {', '.join(unknown)}; use a "
-                f'comma-separated subset of {",".join(POLICY_PARTS)} or "" to disable'
-            )
+        parse_policy(self.diffaugment)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,3 +145,16 @@ class SynthConfig:
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("synthetic") / Path(self.gan).name
+
+
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """Split a DiffAugment policy such as ``"color,translation"`` into its parts, refusing unknown
+    ones; ``""`` means no augmentation."""
+    names = tuple(p.strip() for p in policy.split(",") if p.strip())
+    unknown = [p for p in names if p not in POLICY_PARTS]
+    if unknown:
+        raise UserError(
+            f"--diffaugment {policy!r}: unknown part(s) {', '.join(unknown)}; use a "
+            f'comma-separated subset of {",".join(POLICY_PARTS)} or "" to disable'
+        )
+    return names

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from core.errors import UserError
+from augment.gan.config import parse_policy
 
 AugmentFn = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
@@ -98,18 +98,6 @@ AUGMENT_FNS: dict[str, list[AugmentFn]] = {
     "translation": [rand_translation],
     "cutout": [rand_cutout],
 }
-
-
-def parse_policy(policy: str) -> tuple[str, ...]:
-    """Split ``"color,translation"`` into names, refusing unknown ones; ``""`` means no augmentation."""
-    names = tuple(p.strip() for p in policy.split(",") if p.strip())
-    unknown = [p for p in names if p not in AUGMENT_FNS]
-    if unknown:
-        raise UserError(
-            f"--diffaugment {policy!r}: unknown part(s) {', '.join(unknown)}; "
-            f'use a comma-separated subset of {", ".join(AUGMENT_FNS)} or "" to disable'
-        )
-    return names
 
 
 def diff_augment(

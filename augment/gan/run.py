@@ -21,6 +21,7 @@ from augment.gan.config import RESUMABLE_FIELDS, GanConfig
 from augment.sampling import CHECKPOINT_FORMAT
 from core.data import ImageTensors
 from core.errors import UserError
+from core.resume import refuse_changed
 
 
 def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -57,19 +58,8 @@ def resume_gan_config(
     """The saved configuration with the runtime fields of ``requested`` (refusing other changes,
     and fewer ``iterations`` than the ``reached`` ones)."""
     allowed = RESUMABLE_FIELDS | {"data", "name", "runs_dir"}
-    differ = [
-        f.name
-        for f in fields(GanConfig)
-        if f.name not in allowed and getattr(saved, f.name) != getattr(requested, f.name)
-    ]
-    if differ:
-        listing = ", ".join(
-            f"{n} (saved {getattr(saved, n)!r}, given {getattr(requested, n)!r})" for n in differ
-        )
-        raise UserError(
-            f"{run_dir}: --resume continues with the run's saved settings, but these differ: "
-            f"{listing}; drop those options or start a new --name"
-        )
+    names = [f.name for f in fields(GanConfig) if f.name not in allowed]
+    refuse_changed(saved, requested, names, run_dir)
     cfg = replace(saved, **{name: getattr(requested, name) for name in allowed}).validate()
     if cfg.iterations < reached:
         raise UserError(

@@ -22,7 +22,8 @@ from core.data import load_samples, scan_dataset, warn_skipped
 from core.device import setup_device
 from core.interrupts import RunInterrupted
 from core.progress import GanDisplay
-from core.rundir import RunDir, checkpoint_config, stop_notice
+from core.resume import open_run
+from core.rundir import stop_notice
 
 COMMAND = "gan-train"  # the CLI command an interrupted run is resumed with
 
@@ -60,13 +61,15 @@ def train_gan(
     after iteration ``i`` (and its evaluation) is complete; a KeyboardInterrupt from it acts as Ctrl-C.
     Raises :class:`UserError` for bad input and :class:`GanInterrupted` when stopped early.
     """
-    cfg.validate()
-    run = RunDir.of(cfg.runs_dir, cfg.name)
-    state = run.open(resume=resume, overwrite=overwrite, dataset=cfg.data)
-    if state is not None:
-        check_gan_checkpoint(state, run.last)
-        saved = GanConfig.from_dict(checkpoint_config(state, run.last))
-        cfg = resume_gan_config(saved, cfg, run.path, reached=state["iteration"])
+    run, state, cfg = open_run(
+        cfg,
+        resume=resume,
+        overwrite=overwrite,
+        check=check_gan_checkpoint,
+        reconcile=lambda saved, requested, path, state: resume_gan_config(
+            saved, requested, path, reached=state["iteration"]
+        ),
+    )
     device = setup_device(cfg.device, cudnn_benchmark=True)  # fixed shapes
     index = scan_dataset(Path(cfg.data))
     display = GanDisplay(progress)

@@ -59,3 +59,15 @@ def test_images_per_class(
     rows = [[i for i, y in enumerate(labels) if y == c] for c in range(len(index.class_names))]
     names = [Path(p).name for p in tensors.paths]
     return tensors.images, labels, rows, list(index.class_names), names
+
+
+def given_images(
+    loaded: LoadedClassifier, images: list[Path]
+) -> tuple[torch.Tensor, None, list[list[int]], None, list[str]]:
+    """The same tuple as :func:`test_images_per_class` for image files given by the user: one
+    row each, no true labels (each image's file name is shown under it)."""
+    from classify.evaluation.predict import load_image_files
+
+    batch = load_image_files(images, loaded.image_size, loaded.train_config.resize_mode)
+    rows = [[i] for i in range(len(images))]
+    return batch, None, rows, None, [p.name for p in images]

@@ -30,8 +30,8 @@ from classify.models import ModelConfig
 from classify.training.config import TrainConfig
 from core.data import ImageTensors
 from core.errors import UserError
-from core.io import load_checkpoint
-from core.rundir import CONFIG_KEY, checkpoint_config, versions
+from core.resume import refuse_changed, saved_config
+from core.rundir import CONFIG_KEY, versions
 
 RUNTIME_FIELDS = ("data", "name", "runs_dir", "device", "workers")
 
@@ -89,20 +89,8 @@ def resume_config(saved: TrainConfig, requested: TrainConfig, run_dir: Path) -> 
     def value(cfg: TrainConfig, name: str) -> Any:
         return cfg.learning_rate if name == "lr" else getattr(cfg, name)  # --lr 0.1 == default
 
-    differ = [
-        f.name
-        for f in fields(TrainConfig)
-        if f.name not in RUNTIME_FIELDS + ("epochs",)
-        and value(saved, f.name) != value(requested, f.name)
-    ]
-    if differ:
-        listing = ", ".join(
-            f"{n} (saved {getattr(saved, n)!r}, given {getattr(requested, n)!r})" for n in differ
-        )
-        raise UserError(
-            f"{run_dir}: --resume continues with the run's saved settings, but these differ: "
-            f"{listing}; drop those options or start a new --name"
-        )
+    names = [f.name for f in fields(TrainConfig) if f.name not in RUNTIME_FIELDS + ("epochs",)]
+    refuse_changed(saved, requested, names, run_dir, value)
     if requested.epochs < saved.epochs:
         raise UserError(
             f"--epochs {requested.epochs}: {run_dir} was started for {saved.epochs} epochs; "
@@ -114,8 +102,7 @@ def resume_config(saved: TrainConfig, requested: TrainConfig, run_dir: Path) -> 
 
 def saved_train_config(run_dir: Path) -> TrainConfig:
     """The TrainConfig stored in ``run_dir/last.pt`` (what ``--resume`` continues with)."""
-    path = Path(run_dir) / "last.pt"
-    return TrainConfig.from_dict(checkpoint_config(load_checkpoint(path), path))
+    return TrainConfig.from_dict(saved_config(run_dir))
 
 
 def dataset_summary(

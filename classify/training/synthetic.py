@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from classify.training.config import TrainConfig
 from core.data import ImageTensors, Sample, load_samples, scan_class_folders
 from core.errors import UserError
 from core.manifest import MANIFEST, Manifest, score_to_json, scores_to_json
@@ -67,24 +68,22 @@ def select_synthetic(
     return chosen
 
 
-def load_synthetic(
-    root: str | Path,
-    real: ImageTensors,
-    *,
-    ratio: float | None,
-    seed: int,
-    image_size: int,
-    resize_mode: str = "crop",
-    workers: int = 0,
-) -> tuple[ImageTensors, dict[str, Any]]:
-    """Decode the chosen synthetic images and describe them for config.json."""
-    synthetic = open_synthetic_set(root, real.class_names)
+def load_synthetic(cfg: TrainConfig, real: ImageTensors) -> tuple[ImageTensors, dict[str, Any]]:
+    """Decode the synthetic images ``cfg`` asks for (``cfg.synthetic``, ``cfg.synthetic_ratio``,
+    chosen with ``cfg.seed``, decoded as the real ones) and describe them for config.json."""
+    ratio = cfg.synthetic_ratio
+    synthetic = open_synthetic_set(cfg.synthetic, real.class_names)
     real_counts = dict(zip(real.class_names, real.class_counts(), strict=True))
-    samples = select_synthetic(synthetic, real_counts, ratio, seed)
+    samples = select_synthetic(synthetic, real_counts, ratio, cfg.seed)
     if not samples:
         raise UserError(f"{synthetic.root}: no synthetic images selected (--synthetic-ratio 0?)")
     tensors = load_samples(
-        samples, real.class_names, image_size, resize_mode=resize_mode, workers=workers, strict=True
+        samples,
+        real.class_names,
+        cfg.image_size,
+        resize_mode=cfg.resize_mode,
+        workers=cfg.workers,
+        strict=True,
     )
     manifest = synthetic.manifest
     fid = manifest.fid if manifest is not None else None

@@ -33,7 +33,8 @@ from core.data import scan_dataset, warn_skipped
 from core.device import setup_device
 from core.interrupts import RunInterrupted
 from core.progress import TrainDisplay
-from core.rundir import RunDir, checkpoint_config, stop_notice
+from core.resume import open_run
+from core.rundir import stop_notice
 
 COMMAND = "train"  # the CLI command an interrupted run is resumed with
 
@@ -70,13 +71,15 @@ def train(
     ``overwrite``: replace an existing run of that name. Raises :class:`UserError` for bad input or
     a refused action and :class:`TrainInterrupted` (a KeyboardInterrupt) after Ctrl-C.
     """
-    cfg.validate()
-    run = RunDir.of(cfg.runs_dir, cfg.name)
-    checkpoint = run.open(resume=resume, overwrite=overwrite, dataset=cfg.data)
-    if checkpoint is not None:
-        check_checkpoint(checkpoint, run.last)
-        saved = TrainConfig.from_dict(checkpoint_config(checkpoint, run.last))
-        cfg = resume_config(saved, cfg, run.path).validate()
+    run, checkpoint, cfg = open_run(
+        cfg,
+        resume=resume,
+        overwrite=overwrite,
+        check=check_checkpoint,
+        reconcile=lambda saved, requested, path, _: resume_config(
+            saved, requested, path
+        ).validate(),
+    )
     device = setup_device(cfg.device, cudnn_benchmark=True)  # fixed input size
     index = scan_dataset(Path(cfg.data))
     display = TrainDisplay(progress)

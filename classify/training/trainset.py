@@ -58,15 +58,7 @@ def build_training_set(
     if cfg.synthetic is not None:
         from classify.training.synthetic import concat, load_synthetic
 
-        extra, synthetic = load_synthetic(
-            cfg.synthetic,
-            train,
-            ratio=cfg.synthetic_ratio,
-            seed=cfg.seed,
-            image_size=cfg.image_size,
-            resize_mode=cfg.resize_mode,
-            workers=cfg.workers,
-        )
+        extra, synthetic = load_synthetic(cfg, train)
         train = extra if cfg.train_on == "synthetic" else concat(train, extra)
     elif cfg.train_on == "synthetic":
         raise UserError("--train-on synthetic needs --synthetic DIR (a `cli synthesize` folder)")

@@ -1,0 +1,34 @@
+"""Settings of ``cli explain``: a torch-free module, so the CLI reads the defaults without
+importing the explanation code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from classify.explain.methods import CAM_METHODS
+from core.errors import UserError
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """Settings of ``cli explain`` (its defaults)."""
+
+    out: str | None = None  # the PNG (JSON beside it); default reports/explain-<runs>.png
+    method: str = "gradcam"
+    per_class: int = 2
+    checkpoint: str = "best"
+    seed: int = 0
+    runs_dir: str = "runs"
+    device: str = "auto"
+    rollout: bool = True
+
+    def validate(self, runs: list[str]) -> ExplainOptions:
+        if len(runs) < 1:
+            raise UserError(
+                "name at least one run (e.g. `cli explain resnet50 resnet50-cbam vit-tiny`)"
+            )
+        if self.method not in CAM_METHODS:
+            raise UserError(f"--method {self.method!r}: choose one of {', '.join(CAM_METHODS)}")
+        if self.per_class < 1:
+            raise UserError(f"--per-class {self.per_class}: must be at least 1")
+        return self
