@@ -19,6 +19,7 @@ from commands import (
     gan,
     models,
     study,
+    synthesize,
     train,
     train_all,
 )
@@ -33,6 +34,7 @@ COMMAND_MODULES = (
     train_all,
     fid,
     gan,
+    synthesize,
     compare,
     explain,
     study,

@@ -1,11 +1,16 @@
-"""FID/KID of a synthetic set, read the way a user should read it (the manifest's "fid").
+"""FID/KID and precision/recall/density/coverage of a synthetic set, read the way a user should read
+it (the manifest's "fid").
 
 Per class, the synthetic images are scored against the real training images of that class, next to
 two ends of the scale at the same sample sizes (FID is biased upwards at a few hundred images, so
 only scores at equal counts compare): the "real-vs-real floor", real test vs real training images
 of the class with as many test images as synthetic ones (capped by the test set), i.e. what real
 data scores; and an untrained generator of the same architecture at initialisation. FID is Heusel
-et al. 2017, KID Binkowski et al. 2018 (unbiased), both through :mod:`augment.fid`.
+et al. 2017, KID Binkowski et al. 2018 (unbiased), both through :mod:`augment.fid`; precision and
+recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020) come from the same
+InceptionV3 features (:mod:`augment.fid.prdc`), the real images as the reference set, so mode
+collapse shows as low recall and coverage. The untrained generator draws its noise as the
+synthetic set did (with the same truncation).
 
 :func:`load_references` decodes the real images and samples the untrained generator;
 :func:`score_set` turns features into the typed :class:`core.manifest.FidScores`.
@@ -14,12 +19,14 @@ et al. 2017, KID Binkowski et al. 2018 (unbiased), both through :mod:`augment.fi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from augment.fid.prdc import DENSITY_COVERAGE_K, PRECISION_RECALL_K, prdc
 from augment.gan.config import SynthConfig
 from augment.gan.evaluate import class_features, features, fid_kid_dict
 from augment.gan.models import build_generator
@@ -32,7 +39,9 @@ NOTE = (
     "FID is biased upwards at small sample sizes: read a class's FID between its "
     "real_vs_real floor (real test vs real train at the same sample size) and the untrained "
     "generator's score (same architecture at initialisation, same sample size); KID is "
-    "unbiased."
+    "unbiased. Precision (fidelity) and recall (variety) use k-NN balls of "
+    "precision_recall_k neighbours, density and coverage of density_coverage_k (real balls "
+    "only); 1 is what a set scores against itself, low recall / coverage means missing modes."
 )
 
 
@@ -71,8 +80,13 @@ def score_set(
     extractor: Any,
     bar: Bar,
     image_size: int,
+    *,
+    pr_k: int = PRECISION_RECALL_K,
+    dc_k: int = DENSITY_COVERAGE_K,
 ) -> FidScores:
-    """FID/KID of each class's synthetic images (in class order) against ``refs``."""
+    """FID/KID and the k-NN diversity metrics of each class's synthetic images (in class order)
+    against ``refs``."""
+    score = partial(_fid_and_prdc, pr_k=pr_k, dc_k=dc_k)
     names = list(synthetic_images)
     n_classes = len(names)
     bar.describe("real train")
@@ -91,28 +105,36 @@ def score_set(
     untrained: dict[str, Score] | None = None
     untrained_overall = None
     if chance:
-        untrained = {name: _score(chance[name], real_train[c])
+        untrained = {name: score(chance[name], real_train[c])
                      for c, name in enumerate(names) if len(chance[name]) >= 2}  # fmt: skip
-        untrained_overall = _score(np.concatenate(list(chance.values())), all_real)
+        untrained_overall = score(np.concatenate(list(chance.values())), all_real)
     return FidScores(
         extractor=extractor.name,
         reference=f"real training images of the class, at {image_size} px",
         per_class={
-            name: _score(synthetic[name], real_train[c])
+            name: score(synthetic[name], real_train[c])
             for c, name in enumerate(names)
             if len(synthetic[name]) >= 2
         },
-        overall=_score(np.concatenate([synthetic[n] for n in names]), all_real),
-        real_vs_real={name: _score(real_test[c], real_train[c]) for c, name in enumerate(names)},
-        real_vs_real_overall=_score(np.concatenate(real_test), all_real),
+        overall=score(np.concatenate([synthetic[n] for n in names]), all_real),
+        real_vs_real={name: score(real_test[c], real_train[c]) for c, name in enumerate(names)},
+        real_vs_real_overall=score(np.concatenate(real_test), all_real),
         untrained_generator=untrained,
         untrained_generator_overall=untrained_overall,
+        precision_recall_k=pr_k,
+        density_coverage_k=dc_k,
         note=NOTE,
     )
 
 
-def _score(feats_a: np.ndarray, feats_b: np.ndarray) -> Score:
-    return Score.from_json(fid_kid_dict(feats_a, feats_b))
+def _fid_and_prdc(fake: np.ndarray, real: np.ndarray, pr_k: int, dc_k: int) -> Score:
+    """FID/KID of ``fake`` against ``real``, with precision/recall/density/coverage where both sets
+    are large enough for their k-NN balls."""
+    values = fid_kid_dict(fake, real)
+    diversity = prdc(real, fake, pr_k, dc_k)
+    if diversity is not None:
+        values.update(diversity.to_dict())
+    return Score.from_json(values)
 
 
 def _real_split(gan: LoadedGan, split: str) -> ImageTensors:
@@ -146,6 +168,7 @@ def _untrained_sets(
             class_generator(cfg.seed, c),
             batch_size=cfg.batch_size,
             device=device,
+            truncation=cfg.truncation,
         )  # fmt: skip
         for c, name in enumerate(gan.class_names)
         if counts[name] > 0

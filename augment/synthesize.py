@@ -5,8 +5,10 @@ Deterministic: class ``c``'s noise comes from a generator seeded by ``(seed, c)`
 generator runs in eval mode, so the same seed (and batch size) gives byte-identical PNGs. Everything
 is written to a hidden temporary sibling folder that is renamed into place at the end, so an
 interrupted run leaves no half-written set. The manifest scores the set the way a user should read
-it (:mod:`augment.synthesis_scores`): per-class FID/KID against the real training images of the
-class, next to the real-vs-real floor and an untrained generator's score at the same sample sizes.
+it (:mod:`augment.synthesis_scores`): per-class FID/KID and precision/recall/density/coverage
+against the real training images of the class, next to the real-vs-real floor and an untrained
+generator's score at the same sample sizes. ``truncation`` draws the noise with the truncation
+trick (Brock et al. 2019, :func:`augment.sampling.draw_noise`) and is recorded in the manifest.
 
 ``filter_with`` keeps only samples a trained classifier assigns to their intended class with at least
 ``min_confidence`` (a common "quality filter" for GAN augmentation), drawing more until each class
@@ -54,7 +56,7 @@ def synthesize(
     cfg: SynthConfig, *, progress: bool = True, extractor: Any | None = None
 ) -> Manifest:
     """Write the synthetic set (see the module docstring) and return its manifest."""
-    _check_options(cfg)
+    cfg.validate()
     device = setup_device(cfg.device)
     gan = load_gan(cfg.gan, cfg.checkpoint, cfg.runs_dir, device)
     out = cfg.out_dir()
@@ -75,15 +77,6 @@ def synthesize(
     manifest = _manifest(cfg, gan, sets, fid, out)
     _write_set(out, sets, manifest)
     return manifest
-
-
-def _check_options(cfg: SynthConfig) -> None:
-    if cfg.per_class < 1:
-        raise UserError(f"--per-class {cfg.per_class}: must be at least 1")
-    if cfg.batch_size < 1:
-        raise UserError(f"--batch-size {cfg.batch_size}: must be at least 1")
-    if not 0.0 <= cfg.min_confidence <= 1.0:
-        raise UserError(f"--min-confidence {cfg.min_confidence}: must be in [0, 1]")
 
 
 def _check_drawn(sets: dict[str, ClassBatch], cfg: SynthConfig) -> None:
@@ -118,7 +111,8 @@ def _score(
     refs = load_references(gan, counts, cfg, device)
     with _Bar(progress, refs.n_images() + sum(counts.values()), "FID/KID features") as bar:
         images = {name: batch.images for name, batch in sets.items()}
-        return score_set(images, refs, extractor, bar, gan.config.image_size)
+        return score_set(images, refs, extractor, bar, gan.config.image_size,
+                         pr_k=cfg.precision_recall_k, dc_k=cfg.density_coverage_k)  # fmt: skip
 
 
 class _Bar:
@@ -181,16 +175,16 @@ def _draw_class(
 ) -> ClassBatch:
     noise = class_generator(cfg.seed, c)
     if classifier is None:
-        images = class_images(gan.generator, c, cfg.per_class, noise,
-                              batch_size=cfg.batch_size, device=device)  # fmt: skip
+        images = class_images(gan.generator, c, cfg.per_class, noise, batch_size=cfg.batch_size,
+                              device=device, truncation=cfg.truncation)  # fmt: skip
         advance(len(images))
         return ClassBatch(images, cfg.per_class, cap_hit=False)
     kept: list[torch.Tensor] = []
     n_kept, drawn, cap = 0, 0, cfg.max_draw_factor * cfg.per_class
     while n_kept < cfg.per_class and drawn < cap:
         count = min(cfg.batch_size, cap - drawn)
-        images = class_images(gan.generator, c, count, noise,
-                              batch_size=cfg.batch_size, device=device)  # fmt: skip
+        images = class_images(gan.generator, c, count, noise, batch_size=cfg.batch_size,
+                              device=device, truncation=cfg.truncation)  # fmt: skip
         drawn += count
         confidence = classifier.predict_proba(_resize(images, classifier.image_size))[:, c]
         accepted = images[confidence >= cfg.min_confidence][: cfg.per_class - n_kept]
@@ -235,6 +229,7 @@ def _manifest(
         per_class_models=gan.config.per_class_models,
         seed=cfg.seed,
         batch_size=cfg.batch_size,
+        truncation=cfg.truncation,
         class_names=list(gan.class_names),
         requested_per_class=cfg.per_class,
         counts=counts,

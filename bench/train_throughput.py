@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/train_throughput.py [--image-size 64] [--batch-size 32] [--rounds 6]
         [--channels-last] [--threads N] [--stem auto|small|imagenet] [--no-timm]
+    .venv/bin/python bench/train_throughput.py --settings 64px quick [--models ...] [--rounds 4]
 
 Measures images/s of a full training step (forward, cross-entropy, backward, SGD with momentum),
 fp32, CPU threads = cores (or --threads / OMP_NUM_THREADS), warm-up steps excluded. Contenders run in
@@ -17,6 +18,13 @@ timm's ResNets always use the ImageNet stem (7x7 s2 + max-pool), so ours are bui
 
 Printed ratios: ours/timm throughput for the same architecture (>= 1.0 means ours is as fast), and
 the time cost of SE and CBAM over the plain ResNet-50 (plain img/s / attention img/s - 1).
+
+``--settings`` times only our models, at named settings side by side in the same interleaved
+rounds (``64px``: 64 px, width 1, ImageNet stem; ``quick``: the quick preset's 32 px, width 0.25,
+small stem), and prints each attention model's cost over the plain ResNet-50 of its own setting,
+one row per model and one column per setting. ``--models`` picks the registry names (default
+resnet50, resnet50-se, resnet50-cbam; the plain one is always added); placements such as
+resnet50-se-pre are accepted.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from classify.models import ModelConfig, build_model  # noqa: E402
 from classify.models.profile import count_parameters  # noqa: E402
+from classify.names import MODEL_NAMES  # noqa: E402
 from core.device import configure_cpu_threads  # noqa: E402
 from core.progress import console, make_progress  # noqa: E402
 
@@ -57,10 +66,16 @@ SAME_ARCH = (
 )
 ATTN_COST = (
     ("ours resnet50-se", "ours resnet50", 0.15),
-    ("ours resnet50-cbam", "ours resnet50", 0.25),
+    ("ours resnet50-cbam", "ours resnet50", 0.15),
     ("timm seresnet50", "timm resnet50", None),
     ("timm resnet50+cbam", "timm resnet50", None),
 )
+# --settings: (image size, width, stem) and the cost targets of issue 13 (others: no target).
+SETTINGS = {
+    "64px": {"image_size": 64, "width": 1.0, "stem": "imagenet"},
+    "quick": {"image_size": 32, "width": 0.25, "stem": "small"},  # classify/training/presets.py
+}
+SETTING_TARGETS = {("64px", "resnet50-cbam"): 0.15, ("quick", "resnet50-cbam"): 0.35}
 
 
 @dataclass
@@ -70,6 +85,7 @@ class Contender:
     optimizer: torch.optim.Optimizer
     rates: list[float] = field(default_factory=list)
     cpu_rates: list[float] = field(default_factory=list)
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None  # its own input (--settings)
 
 
 def build_contender(
@@ -101,11 +117,34 @@ def build_contender(
     return Contender(label, model, optimizer)
 
 
+def make_batch(args: argparse.Namespace, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.rand(args.batch_size, 3, image_size, image_size) * 2 - 1
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, torch.randint(0, args.num_classes, (args.batch_size,))
+
+
+def setting_contenders(args: argparse.Namespace) -> list[Contender]:
+    """Our models at each of ``--settings``, each with an input of its setting's size."""
+    names = ["resnet50"] + [n for n in args.models if n != "resnet50"]
+    contenders = []
+    for setting in args.settings:
+        sized = argparse.Namespace(**{**vars(args), **SETTINGS[setting]})
+        batch = make_batch(args, sized.image_size)
+        for name in names:
+            contender = build_contender(f"{setting} {name}", name, None, {}, sized)
+            contender.batch = batch
+            contenders.append(contender)
+    return contenders
+
+
 def train_steps(
     contender: Contender, x: torch.Tensor, y: torch.Tensor, steps: int
 ) -> tuple[float, float]:
     """Run ``steps`` training steps; return images per wall-clock second and per CPU second of
     this process (the latter is less disturbed by other processes competing for the cores)."""
+    if contender.batch is not None:
+        x, y = contender.batch
     loss_fn = nn.functional.cross_entropy
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
@@ -140,6 +179,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=0, help="intra-op threads; 0: every core (the default)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=list(SETTINGS),
+        help="ours only, these settings side by side",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["resnet50-se", "resnet50-cbam"],
+        choices=list(MODEL_NAMES),
+        help="with --settings: registry names timed beside resnet50",
+    )
     return parser.parse_args(argv)
 
 
@@ -149,19 +201,24 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     threads = configure_cpu_threads() if args.threads <= 0 else torch.get_num_threads()
     torch.manual_seed(args.seed)
-    # timm only matches our architecture with the ImageNet stem at width 1.
-    with_timm = not args.no_timm and args.width == 1.0 and args.stem == "imagenet"
-    chosen = [c for c in CONTENDERS if c[1] is not None or with_timm]
-    if args.only:
-        chosen = [c for c in chosen if c[0] in args.only]
-    contenders = [build_contender(*c, args) for c in chosen]
-    x = torch.rand(args.batch_size, 3, args.image_size, args.image_size) * 2 - 1
-    y = torch.randint(0, args.num_classes, (args.batch_size,))
-    if args.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    if args.settings:
+        contenders = setting_contenders(args)
+        shape = ", ".join(
+            f"{k}: {v['image_size']} px width {v['width']:g} stem {v['stem']}"
+            for k, v in SETTINGS.items()
+            if k in args.settings
+        )
+    else:
+        # timm only matches our architecture with the ImageNet stem at width 1.
+        with_timm = not args.no_timm and args.width == 1.0 and args.stem == "imagenet"
+        chosen = [c for c in CONTENDERS if c[1] is not None or with_timm]
+        if args.only:
+            chosen = [c for c in chosen if c[0] in args.only]
+        contenders = [build_contender(*c, args) for c in chosen]
+        shape = f"{args.image_size} px, stem {args.stem}, width {args.width:g}"
+    x, y = make_batch(args, args.image_size)
     console.print(
-        f"torch {torch.__version__}, {threads} threads, batch {args.batch_size}, "
-        f"{args.image_size} px, stem {args.stem}, width {args.width:g}, "
+        f"torch {torch.__version__}, {threads} threads, batch {args.batch_size}, {shape}, "
         f"{'channels_last' if args.channels_last else 'contiguous'}, fp32"
     )
 
@@ -180,10 +237,36 @@ def main(argv: list[str] | None = None) -> None:
                 contender.cpu_rates.append(cpu_rate)
                 progress.advance(task, args.steps)
 
-    report(contenders)
+    report(contenders, ratios=not args.settings)
+    if args.settings:
+        report_settings(contenders, args.settings)
 
 
-def report(contenders: list[Contender]) -> None:
+def report_settings(contenders: list[Contender], settings: list[str]) -> None:
+    """Each attention model's time cost over its setting's plain ResNet-50, settings side by side
+    (median over rounds of same-round ratios, by CPU time and by wall clock)."""
+    from rich.table import Table
+
+    table = Table(title="Time cost over plain ResNet-50 (CPU time / wall clock)")
+    table.add_column("model")
+    for setting in settings:
+        table.add_column(setting, justify="right")
+    by_label = {c.label: c for c in contenders}
+    names = dict.fromkeys(c.label.split(" ", 1)[1] for c in contenders)
+    for name in (n for n in names if n != "resnet50"):
+        cells = []
+        for setting in settings:
+            plain, model = by_label[f"{setting} resnet50"], by_label[f"{setting} {name}"]
+            cpu = paired_ratio(plain.cpu_rates, model.cpu_rates) - 1
+            wall = paired_ratio(plain.rates, model.rates) - 1
+            target = SETTING_TARGETS.get((setting, name))
+            goal = f" (<= {target:.0%}: {verdict(cpu <= target)})" if target is not None else ""
+            cells.append(f"{cpu:+.1%} / {wall:+.1%}{goal}")
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+def report(contenders: list[Contender], ratios: bool = True) -> None:
     from rich.table import Table
 
     table = Table(title="Training throughput (median of rounds)")
@@ -199,7 +282,7 @@ def report(contenders: list[Contender]) -> None:
             rounds,
         )
     console.print(table)
-    for title, key in (("wall clock", "rates"), ("CPU time", "cpu_rates")):
+    for title, key in (("wall clock", "rates"), ("CPU time", "cpu_rates")) if ratios else ():
         console.print(f"[bold]ratios by {title}[/bold] (median over rounds of same-round ratios)")
         print_ratios({c.label: getattr(c, key) for c in contenders})
 

@@ -18,7 +18,19 @@ seeds one generator per epoch and a resumed run replays the same stream.
   small images cannot lose much). Sides longer than the image are clamped to it instead of
   re-drawing as torchvision does, which keeps the draw count fixed.
 - ``none``: no geometric change.
-- Horizontal flip with probability 1/2 is applied after the policy (``hflip=True``).
+- Horizontal flip with probability 1/2 is applied after the crop (``hflip=True``).
+
+``--augment`` may also name a per-sample automatic policy (TrivialAugment, RandAugment,
+AutoAugment: :mod:`classify.autoaugment`) and a batch mix (mixup, CutMix: :mod:`classify.mixing`);
+:mod:`classify.augment_spec` parses the value. :func:`augment_batch` applies the policy first, then
+the crop and the flip, as the papers' CIFAR code does (AutoAugment's ``data_utils.py``: policy, then
+zero-pad-and-crop and flip, then Cutout; TrivialAugment's ``data.py`` inserts the policy before
+``RandomCrop(32, padding=4)`` and the flip), so the padding stays black whatever the policy does to
+colours. (timm's ImageNet pipeline puts the policy after RandomResizedCrop and the flip because the
+crop there also resizes to the training size; our images already have it.) The mix needs labels
+and float inputs, so it comes after the scaling to [-1, 1] (:func:`train_inputs`, what the trainer
+calls). Without a policy or a mix nothing more is drawn from the generator: the crops and the flip
+give what they always gave.
 """
 
 from __future__ import annotations
@@ -30,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.errors import UserError
+from classify.augment_spec import AugmentSpec, parse_augment
+from core.data import to_model_input
 
 Policy = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -104,14 +117,42 @@ AUGMENTATIONS: dict[str, Policy] = {
 
 
 def augment_batch(
-    images: Tensor, policy: str, *, hflip: bool, generator: torch.Generator
+    images: Tensor, policy: str | AugmentSpec, *, hflip: bool, generator: torch.Generator
 ) -> Tensor:
-    """Apply ``policy`` (an AUGMENTATIONS key), then the random flip, to a uint8 batch."""
-    if policy not in AUGMENTATIONS:
-        raise UserError(f"--augment {policy!r}: choose one of {', '.join(AUGMENTATIONS)}")
+    """Apply an ``--augment`` value's automatic policy (if any, per sample), then its crop (an
+    AUGMENTATIONS key), then the random flip, to a uint8 batch. Its mix, if any, is not applied
+    here (:func:`classify.mixing.mix_batch` needs the labels). An unknown value is a one-line
+    UserError."""
+    spec = policy if isinstance(policy, AugmentSpec) else parse_augment(policy)
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise ValueError(
             f"expected a uint8 B x C x H x W batch, got {images.dtype} {tuple(images.shape)}"
         )
-    out = AUGMENTATIONS[policy](images, generator)
+    if spec.policy is not None:
+        from classify.autoaugment import apply_policy  # torchvision, only when a policy is used
+
+        images = apply_policy(images, spec.policy, generator)
+    out = AUGMENTATIONS[spec.crop](images, generator)
     return random_hflip(out, generator) if hflip else out
+
+
+def train_inputs(
+    images: Tensor,
+    labels: Tensor,
+    augment: str | AugmentSpec,
+    *,
+    hflip: bool,
+    num_classes: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """A training batch as the model and the loss take it: uint8 ``images`` through
+    :func:`augment_batch`, scaled to [-1, 1], then mixed when ``augment`` names a mix. Returns
+    (inputs, targets): the ``labels`` themselves, or B x ``num_classes`` class probabilities after
+    a mix (:mod:`classify.mixing`)."""
+    spec = augment if isinstance(augment, AugmentSpec) else parse_augment(augment)
+    inputs = to_model_input(augment_batch(images, spec, hflip=hflip, generator=generator))
+    if spec.mix is None:
+        return inputs, labels
+    from classify.mixing import mix_batch  # torchvision, only when a mix is used
+
+    return mix_batch(inputs, labels, spec.mix, num_classes, generator)

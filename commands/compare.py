@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from commands.common import user_errors
-from commands.options import CamMethod, Checkpoint, Device, RunsDir, config_of
+from commands.configs import config_of
+from commands.options import CamMethod, Checkpoint, Device, RunsDir
 from core.progress import console, err_console
 from study.compare.config import CompareConfig
 

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from commands.common import user_errors
-from commands.options import Overwrite, TrainPerClass, config_of
+from commands.configs import config_of
+from commands.options import Overwrite, TrainPerClass
 from core.footwear import FootwearConfig
 from core.progress import console
 

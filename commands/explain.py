@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from commands.common import user_errors
+from commands.configs import config_of
 from commands.options import (
     Checkpoint,
     Device,
@@ -17,7 +18,6 @@ from commands.options import (
     Method,
     Rollout,
     RunsDir,
-    config_of,
 )
 from core.progress import console
 from study.explain_config import ExplainOptions

@@ -10,7 +10,8 @@ import typer
 
 from augment.fid.config import FidConfig
 from commands.common import user_errors
-from commands.options import Device, HiddenFeatureExtractor, config_of
+from commands.configs import config_of
+from commands.options import Device, HiddenFeatureExtractor
 from core.progress import console, err_console
 
 DEFAULTS = FidConfig()

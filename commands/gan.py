@@ -1,4 +1,4 @@
-"""``cli gan-train`` and ``cli synthesize`` (options mirror GanConfig and SynthConfig)."""
+"""``cli gan-train`` (options mirror GanConfig; ``cli synthesize`` is :mod:`commands.synthesize`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from augment.gan.config import (
+    G_CONDITIONINGS,
     GAN_PRESETS,
     IMAGE_SIZES,
     LOSS_NAMES,
@@ -18,6 +19,7 @@ from augment.gan.config import (
     SynthConfig,
 )
 from commands.common import user_errors
+from commands.configs import run_training
 from commands.options import (
     BatchSize,
     Data,
@@ -34,11 +36,8 @@ from commands.options import (
     Workers,
     choice,
     comma_list,
-    config_of,
     preset_help,
-    run_training,
 )
-from core.manifest import FidScores, Manifest
 from core.progress import console
 
 _G = GanConfig()
@@ -64,6 +63,13 @@ def gan_train_command(
     embed_dim: Annotated[
         int, typer.Option(help="G's class-embedding size (concat to z).")
     ] = _G.embed_dim,
+    g_conditioning: Annotated[
+        choice(G_CONDITIONINGS),
+        typer.Option(
+            help="How G reads the class: concat (embedding joined to z) | cbn (class-dependent "
+            "BatchNorm gain and bias, Miyato & Koyama 2018)."
+        ),
+    ] = _G.g_conditioning,
     ngf: Annotated[
         int, typer.Option(help="Generator width (channels of its last block).")
     ] = _G.ngf,
@@ -96,6 +102,35 @@ def gan_train_command(
             callback=comma_list(POLICY_PARTS, allow_empty=True),
         ),
     ] = _G.diffaugment,
+    lecam_weight: Annotated[
+        float,
+        typer.Option(help="LeCam regularisation of D (Tseng et al. 2021; paper 0.3; 0: off)."),
+    ] = _G.lecam_weight,
+    lecam_decay: Annotated[
+        float, typer.Option(help="Decay of LeCam's running means of D's outputs.")
+    ] = _G.lecam_decay,
+    ada_target: Annotated[
+        float | None,
+        typer.Option(
+            help="Adapt the DiffAugment probability p so that the mean sign of D on real images "
+            "meets this (ADA, Karras et al. 2020: 0.6); default/0: always augment."
+        ),
+    ] = _G.ada_target,
+    ada_interval: Annotated[
+        int, typer.Option(help="With --ada-target: iterations between adjustments of p.")
+    ] = _G.ada_interval,
+    ada_kimg: Annotated[
+        float, typer.Option(help="With --ada-target: thousand images for p to go from 0 to 1.")
+    ] = _G.ada_kimg,
+    r1_gamma: Annotated[
+        float,
+        typer.Option(
+            help="R1 penalty gamma on D's gradient at real images (Mescheder et al. 2018; 0: off)."
+        ),
+    ] = _G.r1_gamma,
+    r1_interval: Annotated[
+        int, typer.Option(help="Apply R1 every N iterations, weighted N times (lazy R1).")
+    ] = _G.r1_interval,
     ema_decay: Annotated[
         float, typer.Option(help="EMA decay of G's weights (warmed up).")
     ] = _G.ema_decay,
@@ -135,7 +170,7 @@ def gan_train_command(
     is read) into RUNS_DIR/NAME/: config.json, history.jsonl, samples/iter_*.png, last.pt and
     best.pt (best mean per-class FID). Ctrl-C saves last.pt; --resume continues exactly (only
     --iterations, --eval-every, --log-every, --device, --workers and --data may change)."""
-    _prefer_passive_openmp()
+    prefer_passive_openmp()
     from augment.gan.trainer import train_gan
 
     result = run_training(train_gan, GanConfig, GAN_PRESETS, ctx)
@@ -152,87 +187,7 @@ def gan_train_command(
     )
 
 
-def synthesize_command(
-    ctx: typer.Context,
-    gan: Annotated[str, typer.Option("--gan", help="GAN run name (under --runs-dir) or folder.")],
-    per_class: Annotated[int, typer.Option(help="Images to write per class.")] = _S.per_class,
-    out: Annotated[
-        Path | None, typer.Option(help="Output folder (default: synthetic/<gan>).")
-    ] = None,
-    checkpoint: Annotated[str, typer.Option(help="best (lowest mean FID) | last.")] = _S.checkpoint,
-    seed: Annotated[
-        int, typer.Option(help="Noise seed: the same seed gives identical images.")
-    ] = _S.seed,
-    batch_size: Annotated[int, typer.Option(help="Images per generator call.")] = _S.batch_size,
-    filter_with: Annotated[
-        str | None,
-        typer.Option(
-            help="Classifier run: keep only samples it assigns to their class (see below)."
-        ),
-    ] = _S.filter_with,
-    min_confidence: Annotated[
-        float, typer.Option(help="With --filter-with: minimum probability of the intended class.")
-    ] = _S.min_confidence,
-    max_draw_factor: Annotated[
-        int, typer.Option(help="With --filter-with: stop a class after this many x its count.")
-    ] = _S.max_draw_factor,
-    fid: Annotated[
-        bool, typer.Option("--fid/--no-fid", help="Score FID/KID into the manifest.")
-    ] = _S.fid,
-    untrained_reference: Annotated[
-        bool,
-        typer.Option(
-            "--untrained-reference/--no-untrained-reference",
-            help="Also score an untrained generator at the same sample sizes (FID's chance level).",
-        ),
-    ] = _S.untrained_reference,
-    feature_extractor: FeatureExtractor = _S.feature_extractor,
-    overwrite: Overwrite = _S.overwrite,
-    runs_dir: RunsDir = Path(_S.runs_dir),
-    device: Device = _S.device,
-    progress: Progress = True,
-) -> None:
-    """Write PER_CLASS images per class from a trained GAN into OUT/<class>/ with manifest.json
-    (source checkpoint and hash, seed, counts, per-class FID/KID against the real training images
-    next to the real-vs-real floor). With --filter-with, a class that cannot reach its count within
-    --max-draw-factor x draws keeps what it has, with a warning (recorded in the manifest)."""
-    _prefer_passive_openmp()
-    from augment.synthesize import synthesize
-
-    manifest = synthesize(config_of(SynthConfig, ctx), progress=progress)
-    _print_manifest(manifest)
-
-
-def _print_manifest(manifest: Manifest) -> None:
-    from rich.table import Table
-
-    fid, counts = manifest.fid or FidScores(), manifest.counts or {}
-    if fid.computed is not False:
-        table = Table(title=f"FID / KID vs real train ({fid.extractor})")
-        untrained = fid.untrained_generator or {}
-        for column in ("class", "images", "FID", "KID x1000", "real-vs-real FID", "KID x1000",
-                       "untrained-G FID"):  # fmt: skip
-            table.add_column(column, justify="left" if column == "class" else "right")
-        for name in manifest.class_names or []:
-            s, r, u = (fid.per_class or {}).get(name), fid.real_vs_real[name], untrained.get(name)
-            table.add_row(
-                name, str(counts[name]),
-                f"{s.fid:.1f}" if s else "-", f"{1000 * s.kid_mean:.1f}" if s else "-",
-                f"{r.fid:.1f}", f"{1000 * r.kid_mean:.1f}", f"{u.fid:.1f}" if u else "-",
-            )  # fmt: skip
-        overall, chance = fid.overall, fid.untrained_generator_overall
-        table.add_row("all", str(sum(counts.values())), f"{overall.fid:.1f}",
-                      f"{1000 * overall.kid_mean:.1f}", "", "",
-                      f"{chance.fid:.1f}" if chance else "-")  # fmt: skip
-        console.print(table)
-        console.print("lower is closer to the real images; the real-vs-real floor is the best a "
-                      "generator can reach at these sample sizes, the untrained generator the "
-                      "worst", style="dim")  # fmt: skip
-    console.print(f"wrote {manifest.out} ({sum(counts.values())} images)",
-                  highlight=False, soft_wrap=True)  # fmt: skip
-
-
-def _prefer_passive_openmp() -> None:
+def prefer_passive_openmp() -> None:
     """Let idle OpenMP threads sleep instead of spinning, unless the user chose otherwise.
 
     Measured on this 2-core machine while other jobs ran (cDCGAN step, batch 64, 32 px): 2 threads
@@ -246,4 +201,3 @@ def _prefer_passive_openmp() -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("gan-train")(user_errors(gan_train_command))
-    app.command("synthesize")(user_errors(synthesize_command))

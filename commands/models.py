@@ -40,9 +40,12 @@ def models_command(
         caption="GFLOPs: one image, forward, multiply-add = 2 FLOPs (convolutions and linear "
         "layers only).",
     )
-    for column in ("model", "layout", "parameters", "GFLOPs", "CAM map"):
-        table.add_column(column, justify="left" if column in ("model", "layout") else "right")
-    for name in model_names():
+    names = model_names()
+    # Names never wrap or shorten (resnet50-cbam-identity is what `cli train --model` takes).
+    table.add_column("model", no_wrap=True, min_width=max(len(name) for name in names))
+    for column in ("layout", "parameters", "GFLOPs", "CAM map"):
+        table.add_column(column, justify="left" if column == "layout" else "right")
+    for name in names:
         cfg = ModelConfig(
             name=name,
             num_classes=num_classes,

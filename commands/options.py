@@ -10,17 +10,18 @@ help text naming them, and building ``--help`` imports no torch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields, is_dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
+from classify.augment_spec import CROPS, DEFAULT_CROP, MIXES, POLICIES, parse_augment
 from classify.explain.methods import CAM_METHODS, FAITHFULNESS_METRICS
 from classify.names import MODEL_NAMES
-from classify.training.config import AUGMENTS, DEFAULT_LR, OPTIMIZERS, SCHEDULERS
+from classify.training.config import DEFAULT_LR, OPTIMIZERS, SCHEDULERS
 from classify.training.presets import CLASSIFIER_PRESETS
+from core.errors import UserError
 from core.names import DEVICES, RESIZE_MODES
 from core.presets import Presets
 
@@ -181,7 +182,29 @@ VitDepth = Annotated[int, typer.Option("--vit-depth", help="ViT blocks (0: the n
 VitHeads = Annotated[
     int, typer.Option("--vit-heads", help="ViT attention heads (0: the named size's).")
 ]
-Augment = Annotated[choice(AUGMENTS), typer.Option("--augment", help="Train-time augmentation.")]
+
+
+def _augment_value(value: str) -> str:
+    """Typer callback: refuse an ``--augment`` value that classify.augment_spec cannot parse."""
+    try:
+        parse_augment(value)
+    except UserError as err:
+        raise typer.BadParameter(str(err).split(": ", 1)[1]) from None
+    return value
+
+
+Augment = Annotated[
+    str,
+    typer.Option(
+        "--augment",
+        metavar="CROP[,POLICY][,MIX]",
+        help=f"Train-time augmentation, comma-separated: a crop ({'|'.join(CROPS)}; default "
+        f"{DEFAULT_CROP}), optionally a per-sample policy ({'|'.join(POLICIES)}) and a batch mix "
+        f"with soft targets ({'|'.join(MIXES)}); e.g. trivialaugment,mixup. Applied as policy, "
+        "crop, flip, mix.",
+        callback=_augment_value,
+    ),
+]
 ValFraction = Annotated[
     float,
     typer.Option("--val-fraction", help="Stratified validation share of train/."),
@@ -252,76 +275,3 @@ Rollout = Annotated[
         "--rollout/--no-rollout", help="Attention rollout of ViTs (Abnar & Zuidema 2020)."
     ),
 ]
-
-# --- a config dataclass from the options ---------------------------------------------------------
-
-
-def given(ctx: typer.Context) -> dict[str, Any]:
-    """The options set on the command line (or by environment), not defaulted: name -> value."""
-    out = {}
-    for name, value in ctx.params.items():
-        source = ctx.get_parameter_source(name)
-        # Compared by name: Typer ships its own copy of click's ParameterSource enum.
-        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
-            out[name] = value
-    return out
-
-
-def config_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of ``values`` that name fields of dataclass ``cls``, as the fields hold them:
-    paths as strings, a comma-separated option as a tuple where the field is one."""
-    assert is_dataclass(cls), cls
-    out: dict[str, Any] = {}
-    for field in fields(cls):
-        if field.name not in values:
-            continue
-        value = values[field.name]
-        if isinstance(value, Path):
-            value = str(value)
-        elif isinstance(value, str) and isinstance(field.default, tuple):
-            value = tuple(p.strip() for p in value.split(",") if p.strip())
-        out[field.name] = value
-    return out
-
-
-def config_from(
-    cls: type[C],
-    ctx: typer.Context,
-    *,
-    base: C | None = None,
-    presets: Presets | None = None,
-    preset: str | None = None,
-) -> C:
-    """``base`` (default: ``cls()``) with ``preset`` applied, then the options the user gave that
-    are fields of ``cls``: an option left at its default never overrides the preset or ``base``."""
-    start = cls() if base is None else base
-    return (presets or Presets({})).apply(start, preset, config_values(cls, given(ctx)))
-
-
-def config_of(cls: type[C], ctx: typer.Context, **fixed: Any) -> C:
-    """``cls`` built from every option value (given or default) that is one of its fields."""
-    return cls(**{**config_values(cls, ctx.params), **fixed})
-
-
-def run_training(job: Callable[..., R], cls: type, presets: Presets, ctx: typer.Context) -> R:
-    """Run a training command: ``job(cfg, resume=, overwrite=, progress=)`` where ``cfg`` is, with
-    ``--resume``, the run's saved configuration with the options given on top (the trainer refuses
-    changes to what may not change), otherwise ``--preset`` (or the defaults) with the options
-    given. Ctrl-C ends it with the trainer's message and exit code 130."""
-    from dataclasses import replace
-
-    from commands.common import exit_on_interrupt
-
-    p = ctx.params
-    if p["resume"]:
-        from core.resume import saved_config
-        from core.rundir import RunDir
-
-        run_dir = p["runs_dir"] / p["name"]
-        RunDir.at(run_dir).check(resume=True, overwrite=p["overwrite"])
-        cfg = config_from(cls, ctx, base=cls.from_dict(saved_config(run_dir)))  # type: ignore[attr-defined]
-        cfg = replace(cfg, name=p["name"], runs_dir=str(p["runs_dir"]))
-    else:
-        cfg = config_from(cls, ctx, presets=presets, preset=p["preset"])
-    flags = {k: p[k] for k in ("resume", "overwrite", "progress")}
-    return exit_on_interrupt(lambda: job(cfg, **flags))

@@ -9,6 +9,7 @@ import typer
 
 from classify.training.config import TrainConfig
 from commands.common import user_errors
+from commands.configs import config_of
 from commands.options import (
     CamPerClass,
     ClassifierPreset,
@@ -26,7 +27,6 @@ from commands.options import (
     TrainSeed,
     Width,
     choice,
-    config_of,
 )
 from core.progress import console, err_console
 from study.pipeline.config import PIPELINE_PRESETS, PipelineConfig

@@ -11,6 +11,7 @@ from classify.names import CBAM_POOL_TYPES
 from classify.training.config import TRAIN_ON, TrainConfig
 from classify.training.presets import CLASSIFIER_PRESETS
 from commands.common import user_errors
+from commands.configs import run_training
 from commands.options import (
     Augment,
     BatchSize,
@@ -41,7 +42,6 @@ from commands.options import (
     Workers,
     choice,
     comma_list,
-    run_training,
 )
 from core.progress import console
 

@@ -12,6 +12,7 @@ from classify.training.presets import CLASSIFIER_PRESETS
 from classify.training.train_all import TrainAllOptions
 from commands import options as opt
 from commands.common import exit_on_interrupt, user_errors
+from commands.configs import config_from, config_of
 from core.progress import console
 
 _D = TrainConfig()
@@ -53,9 +54,9 @@ def train_all_command(
 
     from classify.training.train_all import train_all
 
-    base = opt.config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
+    base = config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
     summary = exit_on_interrupt(
-        lambda: train_all(base, opt.config_of(TrainAllOptions, ctx)),
+        lambda: train_all(base, config_of(TrainAllOptions, ctx)),
         hint="continue all with the same command plus --resume",
     )
     console.print(models_table(summary, Table))

@@ -1,9 +1,10 @@
 """The typed manifest of a synthetic set (``synthetic/<name>/manifest.json``): its one reader and
 writer.
 
-A set describes itself: the source GAN run and checkpoint (with its hash), seed, per-class counts,
-the classifier filter, FID/KID per class next to the real-vs-real floor and an untrained
-generator's score, and later annotations (the CAS result). ``augment.synthesize`` writes it;
+A set describes itself: the source GAN run and checkpoint (with its hash), seed, the truncation of
+the noise, per-class counts, the classifier filter, FID/KID and precision/recall/density/coverage
+per class next to the real-vs-real floor and an untrained generator's score, and later
+annotations (the CAS result). ``augment.synthesize`` writes it;
 classifier training, CAS, the comparison report and the pipeline read it, all through
 :class:`Manifest`, so a key renamed here cannot silently break a reader.
 
@@ -15,7 +16,9 @@ Byte-compatible with the files written before this module existed: the same keys
 and the same ``format``. A manifest read from a file writes back exactly the keys it had (older
 manifests lack some; keys this version does not know are kept in ``extra``), so
 ``Manifest.from_json(d).to_json() == d`` and :meth:`Manifest.digest` is unchanged for every
-existing file.
+existing file. Keys added since (``truncation``, the four diversity metrics of a score and their
+``k``) are written only by new sets and only when they have a value, so an older manifest reads
+and writes back byte for byte.
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ class _Record:
 
 @dataclass(frozen=True)
 class Score(_Record):
-    """One FID/KID result, as ``augment.fid``'s ``FidKidResult.to_dict()`` writes it."""
+    """One FID/KID result, as ``augment.fid``'s ``FidKidResult.to_dict()`` writes it, with the
+    k-NN diversity metrics of ``augment.fid.prdc`` where computed (absent from older manifests)."""
 
     fid: float | None = None
     kid_mean: float | None = None
@@ -96,6 +100,10 @@ class Score(_Record):
     n_a: int | None = None
     n_b: int | None = None
     kid_subsets: int | None = None
+    precision: float | None = None  # Kynkaanniemi et al. 2019
+    recall: float | None = None
+    density: float | None = None  # Naeem et al. 2020
+    coverage: float | None = None
 
 
 def _scores_from_json(data: Any) -> dict[str, Score]:
@@ -132,6 +140,8 @@ class FidScores(_Record):
     real_vs_real_overall: Score | None = None
     untrained_generator: dict[str, Score] | None = None
     untrained_generator_overall: Score | None = None
+    precision_recall_k: int | None = None  # k of the k-NN balls behind each score's metrics
+    density_coverage_k: int | None = None
     note: str | None = None
 
     _NULLABLE = frozenset({"overall"})
@@ -175,6 +185,7 @@ class Manifest(_Record):
     per_class_models: bool | None = None
     seed: int | None = None
     batch_size: int | None = None
+    truncation: float | None = None  # the noise's truncation threshold; absent: plain N(0, 1)
     class_names: list[str] | None = None
     requested_per_class: int | None = None
     counts: dict[str, int] | None = None

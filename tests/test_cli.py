@@ -142,7 +142,8 @@ def test_config_from_takes_only_the_options_given() -> None:
 
     from classify.training.config import TrainConfig
     from classify.training.presets import CLASSIFIER_PRESETS
-    from commands.options import ClassifierPreset, Data, Epochs, Width, config_from
+    from commands.configs import config_from
+    from commands.options import ClassifierPreset, Data, Epochs, Width
 
     seen: list[TrainConfig] = []
     app = typer.Typer()

@@ -70,7 +70,23 @@ NO_FID = {
 # Older or hand-made manifests (as the test suite writes them): most keys missing.
 PARTIAL = {"gan_run": "g", "fid": {"overall": {"fid": 1.0}}}
 FOREIGN = {"gan_run": "g", "future_key": [1, 2], "filter": None, "seed": None, "fid": {"x": 1}}
-CASES = {"written": WRITTEN, "no_fid": NO_FID, "partial": PARTIAL, "foreign": FOREIGN}
+# As synthesize writes it since issue 11: a truncation, and the k-NN diversity metrics per score.
+PRDC = {"precision": 0.75, "recall": 0.5, "density": 1.125, "coverage": 0.625}
+NEW_FID = {
+    **{k: v for k, v in WRITTEN["fid"].items() if k != "note"},
+    "per_class": {c: {**s, **PRDC} for c, s in WRITTEN["fid"]["per_class"].items()},
+    "overall": {**WRITTEN["fid"]["overall"], **PRDC},
+    "precision_recall_k": 3,
+    "density_coverage_k": 5,
+    "note": "FID is biased upwards ...",
+}
+NEW = {
+    **{k: v for k, v in WRITTEN.items() if k not in ("class_names", "fid")},
+    "truncation": 0.5,
+    "class_names": WRITTEN["class_names"],
+    "fid": NEW_FID,
+}
+CASES = {"written": WRITTEN, "no_fid": NO_FID, "partial": PARTIAL, "foreign": FOREIGN, "new": NEW}
 
 
 def old_manifest_digest(path: Path) -> str:
@@ -125,6 +141,22 @@ def test_fresh_manifest_writes_the_old_key_order() -> None:
         "gan_run": "g",
         "filter": None,
     }
+    # The keys added since keep their place in a fresh manifest and appear only with a value.
+    assert list(Manifest(seed=1, batch_size=4, truncation=0.5, class_names=["a"]).to_json()) == [
+        "format", "seed", "batch_size", "truncation", "class_names", "filter"
+    ]  # fmt: skip
+    score = Score.from_json({"fid": 1.0, **PRDC})
+    assert (score.precision, score.coverage) == (0.75, 0.625)
+    assert list(Score(fid=1.0, recall=0.5).to_json()) == ["fid", "recall"]
+
+
+def test_new_fields_are_typed() -> None:
+    manifest = Manifest.from_json(NEW)
+    assert manifest.truncation == 0.5 and manifest.fid is not None
+    assert manifest.fid.precision_recall_k == 3 and manifest.fid.density_coverage_k == 5
+    assert manifest.fid.per_class["red"].density == 1.125 and manifest.fid.overall.recall == 0.5
+    old = Manifest.from_json(WRITTEN)
+    assert old.truncation is None and old.fid.overall.precision is None
 
 
 def test_not_a_manifest_is_a_user_error(tmp_path: Path) -> None:

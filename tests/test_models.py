@@ -27,9 +27,11 @@ def tiny(name: str, image_size: int = 32, **kwargs: object) -> nn.Module:
     return build_model(cfg)
 
 
-def test_registry_holds_the_three_resnets() -> None:
-    assert list(RESNET_MODELS) == ["resnet50", "resnet50-se", "resnet50-cbam"]
-    assert model_names()[:3] == list(RESNET_MODELS)
+def test_registry_holds_the_resnets_and_their_placements() -> None:
+    assert list(RESNET_MODELS[:3]) == ["resnet50", "resnet50-se", "resnet50-cbam"]
+    placed = [f"resnet50-{a}-{p}" for a in ("se", "cbam") for p in ("pre", "post", "identity")]
+    assert list(RESNET_MODELS[3:]) == placed
+    assert model_names()[: len(RESNET_MODELS)] == list(RESNET_MODELS)
     assert list(MODEL_REGISTRY) == model_names()
 
 

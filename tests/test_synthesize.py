@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from augment.fid.standin import RandomConvExtractor
 from augment.gan.config import SynthConfig
 from augment.gan.trainer import train_gan
+from augment.sampling import draw_noise
 from augment.synthesize import synthesize
 from core.errors import UserError
 from core.io import sha256_file
@@ -98,7 +99,34 @@ def test_manifest_records_source_counts_and_fid(trained: dict[str, Path], tmp_pa
         assert (chance["n_a"], chance["n_b"]) == (7, 16)
         assert chance["fid"] != fid["per_class"][name]["fid"]
     assert fid["untrained_generator_overall"]["n_a"] == 14
+    # Precision / recall / density / coverage on the same features, next to the floor and chance.
+    assert (fid["precision_recall_k"], fid["density_coverage_k"]) == (3, 5)
+    for score in (*fid["per_class"].values(), fid["overall"], fid["real_vs_real"]["blue"],
+                  fid["untrained_generator"]["red"], fid["untrained_generator_overall"]):  # fmt: skip
+        assert {"precision", "recall", "density", "coverage"} <= set(score)
+        assert all(0 <= score[k] <= 1 for k in ("precision", "recall", "coverage"))
+        assert score["density"] >= 0
+    assert "truncation" not in manifest  # plain noise
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_truncation_shrinks_the_noise_and_is_recorded(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    plain = draw_noise(500, 16, torch.Generator().manual_seed(3))
+    assert torch.equal(plain, torch.randn(500, 16, generator=torch.Generator().manual_seed(3)))
+    cut = draw_noise(500, 16, torch.Generator().manual_seed(3), truncation=0.5)
+    assert cut.abs().max() <= 0.5 and cut.norm(dim=1).mean() < 0.5 * plain.norm(dim=1).mean()
+    assert torch.equal(cut, draw_noise(500, 16, torch.Generator().manual_seed(3), truncation=0.5))
+    kept = plain.abs() <= 0.5  # components inside the threshold are kept as drawn
+    assert torch.equal(cut[kept], plain[kept])
+
+    manifest = synthesize(_cfg(trained, tmp_path / "t", truncation=0.5), progress=False)
+    assert manifest.truncation == 0.5 and manifest.to_json()["truncation"] == 0.5
+    synthesize(_cfg(trained, tmp_path / "p"), progress=False)
+    assert _digest(tmp_path / "t") != _digest(tmp_path / "p")
+    with pytest.raises(UserError, match="--truncation 0.01"):
+        synthesize(_cfg(trained, tmp_path / "x", truncation=0.01), progress=False)
 
 
 def test_refuses_existing_output_and_dataset_folder(
@@ -183,7 +211,7 @@ def test_cli_synthesize(trained: dict[str, Path], tmp_path: Path) -> None:
             str(trained["runs"]), "--device", "cpu", "--feature-extractor", "random-conv"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "real-vs-real" in result.output
+    assert "real-vs-real" in result.output and "precision/recall/density/coverage" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["per_class_models"] is True and manifest["counts"] == {"blue": 3, "red": 3}
     again = CliRunner().invoke(app, args)

@@ -291,6 +291,24 @@ def test_resume_mid_epoch_is_exact(shapes: Path, reference: Path, tmp_path: Path
     assert [r["train_loss"] for r in hist] == [r["train_loss"] for r in ref_hist]
 
 
+@pytest.mark.parametrize("augment", ["trivialaugment,mixup", "none,randaugment,cutmix"])
+def test_resume_mid_epoch_is_exact_with_a_policy_and_a_mix(
+    shapes: Path, tmp_path: Path, augment: str
+) -> None:
+    """Per-sample policies and mixes draw from the epoch generator only, so a resumed run replays
+    them; label smoothing takes the mixed soft targets."""
+    cfg = _cfg(shapes, tmp_path, "aug", augment=augment, label_smoothing=0.1)
+    train(replace(cfg, name="aug-ref"), progress=False)
+    with pytest.raises(TrainInterrupted):
+        train(cfg, progress=False, callbacks=[StopAt(epoch=2, batch=1)])
+    train(cfg, resume=True, progress=False)
+    _assert_same_weights(tmp_path / "aug-ref" / "last.pt", tmp_path / "aug" / "last.pt")
+    ref_hist, hist = (read_jsonl(tmp_path / name / "history.jsonl") for name in ("aug-ref", "aug"))
+    assert [r["train_loss"] for r in hist] == [r["train_loss"] for r in ref_hist]
+    assert [r["train_acc"] for r in hist] == [r["train_acc"] for r in ref_hist]
+    assert read_json(tmp_path / "aug" / "config.json")["train"]["augment"] == augment
+
+
 def test_old_layout_checkpoint_loads_and_resumes(
     shapes: Path, reference: Path, tmp_path: Path
 ) -> None:

@@ -4,7 +4,13 @@ options of ``cli synthesize``.
 
 Saved as ``runs/NAME/config.json`` and inside every checkpoint, so a run is rebuilt from either file.
 This module imports no torch (the CLI reads its defaults while building ``--help``); the registries
-it names (losses, DiffAugment parts, image sizes) are checked against it by the tests.
+it names (losses, DiffAugment parts, image sizes, G conditionings) are checked against it by the
+tests.
+
+The small-data options (issue 11) all default to the textbook cDCGAN, so a run with the defaults is
+the run it always was: ``g_conditioning`` ("concat" or conditional BatchNorm, "cbn"), LeCam
+regularisation (``lecam_*``), ADA-style adaptive augmentation strength (``ada_*``) and the R1
+penalty (``r1_*``); see :mod:`augment.gan.regularizers` and :mod:`augment.gan.ada`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ IMAGE_SIZES = (32, 64, 128)  # augment.gan.models.IMAGE_SIZES
 LOSS_NAMES = ("hinge", "bce")  # keys of augment.gan.losses.LOSSES
 POLICY_PARTS = ("color", "translation", "cutout")  # keys of augment.gan.diffaugment.AUGMENT_FNS
 DEFAULT_POLICY = "color,translation,cutout"  # the DiffAugment paper's policy for small data
+G_CONDITIONINGS = ("concat", "cbn")  # keys of augment.gan.models.GENERATORS
+MIN_TRUNCATION = 0.04  # Brock et al. 2019's smallest; below, resampling takes ever more rounds
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,8 @@ class GanConfig:
     batch_size: int = 64
     image_size: int = 32
     z_size: int = 128
-    embed_dim: int = 128  # G's class embedding, concatenated to z
+    embed_dim: int = 128  # G's class embedding, concatenated to z (g_conditioning "concat")
+    g_conditioning: str = "concat"  # "cbn": class-dependent BatchNorm gain and bias in G
     ngf: int = 32
     ndf: int = 32
     spectral_norm: bool = False
@@ -44,6 +53,16 @@ class GanConfig:
     beta2: float = 0.999
     loss: str = "hinge"
     diffaugment: str = DEFAULT_POLICY  # "" disables
+    # LeCam regularisation (Tseng et al. 2021): weight 0 = off (the paper: 0.3 with hinge loss).
+    lecam_weight: float = 0.0
+    lecam_decay: float = 0.99  # of the running means of D's real/fake outputs (the paper's)
+    # Adaptive augmentation strength (Karras et al. 2020): None or 0 = off (DiffAugment always on).
+    ada_target: float | None = None  # r_t = E[sign(D(real))] to aim at (ADA: 0.6)
+    ada_interval: int = 4  # iterations between adjustments of p (ADA: 4)
+    ada_kimg: float = 20.0  # thousand images for p to go 0 -> 1 (ADA: 500; see augment.gan.ada)
+    # R1 penalty (Mescheder et al. 2018): gamma 0 = off; interval > 1: lazy (Karras et al. 2020).
+    r1_gamma: float = 0.0
+    r1_interval: int = 1
     ema_decay: float = 0.999
     per_class_models: bool = False
     eval_every: int = 1000  # sample grid + FID/KID (+ last.pt); also at the end
@@ -61,14 +80,34 @@ class GanConfig:
     def d_learning_rate(self) -> float:
         return self.lr if self.lr_d is None else self.lr_d
 
+    @property
+    def ada_enabled(self) -> bool:
+        return self.ada_target is not None and self.ada_target != 0
+
     def validate(self) -> GanConfig:
         """Raise a one-line :class:`UserError` for impossible settings; return ``self``."""
-        checks = [
+        for ok, message in (*self._shape_checks(), *self._regularizer_checks()):
+            if not ok:
+                raise UserError(message)
+        parse_policy(self.diffaugment)
+        return self
+
+    def _shape_checks(self) -> list[tuple[bool, str]]:
+        return [
             (
                 self.image_size in IMAGE_SIZES,
                 f"--image-size {self.image_size}: use one of {IMAGE_SIZES}",
             ),
             (self.loss in LOSS_NAMES, f"--loss {self.loss!r}: use one of {', '.join(LOSS_NAMES)}"),
+            (
+                self.g_conditioning in G_CONDITIONINGS,
+                f"--g-conditioning {self.g_conditioning!r}: use one of {', '.join(G_CONDITIONINGS)}",
+            ),
+            (
+                not (self.per_class_models and self.g_conditioning != "concat"),
+                f"--g-conditioning {self.g_conditioning}: per-class models are unconditional; "
+                "drop --per-class-models or use concat",
+            ),
             (self.iterations >= 0, f"--iterations {self.iterations}: must be >= 0"),
             (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (BatchNorm)"),
             (0.0 <= self.ema_decay < 1.0, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
@@ -84,11 +123,25 @@ class GanConfig:
             ),
             (self.lr > 0 and self.d_learning_rate > 0, "--lr / --lr-d must be positive"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
-        parse_policy(self.diffaugment)
-        return self
+
+    def _regularizer_checks(self) -> list[tuple[bool, str]]:
+        target = self.ada_target
+        return [
+            (self.lecam_weight >= 0, f"--lecam-weight {self.lecam_weight}: must be >= 0 (0: off)"),
+            (0.0 <= self.lecam_decay < 1.0, f"--lecam-decay {self.lecam_decay}: must be in [0, 1)"),
+            (
+                target is None or 0.0 <= target < 1.0,
+                f"--ada-target {target}: must be in (0, 1) (ADA: 0.6), or 0 for off",
+            ),
+            (
+                not (self.ada_enabled and not parse_policy(self.diffaugment)),
+                f'--ada-target {target}: adapts the DiffAugment policy, which is ""; give one',
+            ),
+            (self.ada_interval >= 1, f"--ada-interval {self.ada_interval}: must be >= 1"),
+            (self.ada_kimg > 0, f"--ada-kimg {self.ada_kimg}: must be > 0"),
+            (self.r1_gamma >= 0, f"--r1-gamma {self.r1_gamma}: must be >= 0 (0: off)"),
+            (self.r1_interval >= 1, f"--r1-interval {self.r1_interval}: must be >= 1"),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,9 +195,38 @@ class SynthConfig:
     fid: bool = True
     untrained_reference: bool = True  # also score an untrained generator: FID's "chance level"
     feature_extractor: str = "inception"
+    # Truncation trick (Brock et al. 2019): resample noise components with |z| > truncation.
+    truncation: float | None = None  # None: plain N(0, 1) noise
+    precision_recall_k: int = 3  # k-NN radii of precision/recall (Kynkaanniemi et al. 2019)
+    density_coverage_k: int = 5  # k-NN radii of density/coverage (Naeem et al. 2020)
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("synthetic") / Path(self.gan).name
+
+    def validate(self) -> SynthConfig:
+        """Raise a one-line :class:`UserError` for impossible settings; return ``self``."""
+        t = self.truncation
+        checks = [
+            (self.per_class >= 1, f"--per-class {self.per_class}: must be at least 1"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
+            (
+                0.0 <= self.min_confidence <= 1.0,
+                f"--min-confidence {self.min_confidence}: must be in [0, 1]",
+            ),
+            (
+                t is None or t >= MIN_TRUNCATION,
+                f"--truncation {t}: must be at least {MIN_TRUNCATION} (Brock et al. 2019 show "
+                "0.04 to 2), or left out for plain noise",
+            ),
+            (
+                min(self.precision_recall_k, self.density_coverage_k) >= 1,
+                "--precision-recall-k / --density-coverage-k must be >= 1",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        return self
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:

@@ -9,6 +9,10 @@ cutout of a square half the side), reimplemented with one change: every random d
 ``torch.Generator`` passed in, so a checkpoint can hold that generator's state and a resumed run sees
 the same augmentations as an uninterrupted one. Draws are made on the generator's device (CPU by
 default) and moved to the images' device, which keeps them identical across devices.
+
+With a ``probability`` p (driven by :mod:`augment.gan.ada`), each transform is applied to each image
+with probability p, as ADA (Karras et al. 2020) applies its augmentations; without one, every
+transform is applied to every image, exactly as before.
 """
 
 from __future__ import annotations
@@ -101,13 +105,22 @@ AUGMENT_FNS: dict[str, list[AugmentFn]] = {
 
 
 def diff_augment(
-    x: torch.Tensor, policy: str, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    policy: str,
+    generator: torch.Generator | None = None,
+    probability: float | None = None,
 ) -> torch.Tensor:
     """Apply ``policy`` (e.g. ``"color,translation,cutout"``) to an N x C x H x W batch in [-1, 1].
 
+    ``probability`` None: every transform on every image. A number p: each transform on each image
+    with probability p (one extra U[0, 1) draw per image and transform; none at all for p <= 0).
     With ``generator=None`` the global torch RNG (on CPU) is used.
     """
     for name in parse_policy(policy):
         for fn in AUGMENT_FNS[name]:
-            x = fn(x, generator)
+            if probability is None:
+                x = fn(x, generator)
+            elif probability > 0:
+                chosen = _uniform(x, generator) < probability
+                x = torch.where(chosen, fn(x, generator), x)
     return x

@@ -1,13 +1,11 @@
-"""One GAN run's models, optimizers, randomness and bookkeeping, one iteration of training, and the
+"""One GAN run's models, optimizers, randomness and bookkeeping, the loop over its G/D pairs, and the
 evaluations that write the sample grids, history lines and checkpoints.
 
 One iteration is one discriminator step and one generator step (Goodfellow et al. 2014) for every
-G/D pair: the conditional DCGAN is one pair; ``per_class_models`` trains one unconditional pair per
-class, each on its own class's images. The generated batch is made once per iteration: D learns
-from it detached, then G is updated through the freshly stepped D (as in the PyTorch DCGAN
-example). DiffAugment (Zhao et al. 2020) transforms real and fake images in both steps; the EMA
-generator follows G. All randomness of a step (batch indices, noise, fake labels, augmentations)
-comes from one CPU ``torch.Generator`` whose state is checkpointed.
+G/D pair (:mod:`augment.gan.step`): the conditional DCGAN is one pair; ``per_class_models`` trains
+one unconditional pair per class, each on its own class's images. All randomness of a step (batch
+indices, noise, fake labels, augmentations) comes from one CPU ``torch.Generator`` whose state is
+checkpointed, and so are the regularisers' running statistics (LeCam's anchors, ADA's p).
 """
 
 from __future__ import annotations
@@ -15,17 +13,13 @@ from __future__ import annotations
 import copy
 import io
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from augment.gan.config import GanConfig
-from augment.gan.diffaugment import diff_augment
-from augment.gan.ema import ema_decay_at, ema_update
 from augment.gan.evaluate import build_named_extractor, class_features, evaluate_generator
 from augment.gan.losses import LOSSES
 from augment.gan.models import (
@@ -35,31 +29,16 @@ from augment.gan.models import (
     build_generator,
 )
 from augment.gan.run import Meter, cpu_state, train_record
+from augment.gan.step import GanPair, PairStep, regularizers_for, stat_keys
 from augment.sampling import CHECKPOINT_FORMAT, sample_grid
-from core.data import ImageTensors, to_model_input
-from core.device import autocast, make_grad_scaler
+from core.data import ImageTensors
+from core.device import make_grad_scaler
 from core.errors import UserError
 from core.interrupts import InterruptGuard
 from core.io import atomic_write_bytes
 from core.progress import GanDisplay
 from core.rundir import CONFIG_KEY, RunDir, images_sha256, now, versions
 from core.seeding import rng_state, seed_everything, set_rng_state
-
-
-@dataclass
-class GanPair:
-    """One G/D pair trained together, its optimizers and the images it learns from."""
-
-    generator: nn.Module
-    discriminator: nn.Module
-    ema: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    scaler_g: torch.amp.GradScaler
-    scaler_d: torch.amp.GradScaler
-    images: torch.Tensor  # uint8 N x 3 x S x S on the device
-    labels: torch.Tensor  # labels as this pair's models see them (all 0 for a per-class model)
-    num_classes: int
 
 
 class GanTrainer:
@@ -85,12 +64,14 @@ class GanTrainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.pairs = self._pairs()
         self.noise = torch.Generator().manual_seed(cfg.seed)  # every random draw of training
+        self.stepper = PairStep(cfg, self.loss, self.noise, device)
+        self.stat_keys = stat_keys(cfg)
         self.iteration = 0
         self.best_fid: float | None = None
         self.best_iteration = 0
         self.last_eval: dict[str, Any] | None = None
         self.last_eval_iteration = -1
-        self.meter = Meter()
+        self.meter = Meter(self.stat_keys)
         self.images_per_second = 0.0  # smoothed, for the progress bar only
         self.guard = InterruptGuard()
         self.real_features: list[np.ndarray] | None = None
@@ -113,58 +94,23 @@ class GanTrainer:
             GanPair(g, d, ema,
                     torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=betas),
                     torch.optim.Adam(d.parameters(), lr=cfg.d_learning_rate, betas=betas),
-                    make_grad_scaler(device), make_grad_scaler(device), imgs, labs, n)
+                    make_grad_scaler(device), make_grad_scaler(device), imgs, labs, n,
+                    **regularizers_for(cfg))
             for (g, d, ema), (imgs, labs, n) in zip(triples, subsets, strict=True)
         ]  # fmt: skip
 
     # -- one iteration -------------------------------------------------------------------------
 
     def step(self, pair: GanPair) -> dict[str, float]:
-        cfg, device, noise = self.cfg, self.device, self.noise
-        batch = cfg.batch_size
-        index = torch.randint(len(pair.images), (batch,), generator=noise).to(device)
-        z = torch.randn(batch, cfg.z_size, generator=noise).to(device)
-        y_fake = torch.randint(pair.num_classes, (batch,), generator=noise).to(device)
-        real, y_real = to_model_input(pair.images[index]), pair.labels[index]
-
-        def augment(x: torch.Tensor) -> torch.Tensor:
-            return diff_augment(x, cfg.diffaugment, noise)
-
-        with autocast(device):
-            fake = pair.generator(z, y_fake)
-        # Discriminator step on a detached fake batch.
-        pair.discriminator.requires_grad_(True)
-        with autocast(device):
-            d_real = pair.discriminator(augment(real), y_real).float()
-            d_fake = pair.discriminator(augment(fake.detach()), y_fake).float()
-            loss_d = self.loss.d_loss(d_real, d_fake)
-        pair.opt_d.zero_grad(set_to_none=True)
-        pair.scaler_d.scale(loss_d).backward()
-        pair.scaler_d.step(pair.opt_d)
-        pair.scaler_d.update()
-        # Generator step through the updated D (its parameters frozen: no wasted gradients).
-        pair.discriminator.requires_grad_(False)
-        with autocast(device):
-            loss_g = self.loss.g_loss(pair.discriminator(augment(fake), y_fake).float())
-        pair.opt_g.zero_grad(set_to_none=True)
-        pair.scaler_g.scale(loss_g).backward()
-        pair.scaler_g.step(pair.opt_g)
-        pair.scaler_g.update()
-        pair.discriminator.requires_grad_(True)
-        ema_update(pair.ema, pair.generator, ema_decay_at(self.iteration, cfg.ema_decay))
-        return {
-            "d_loss": loss_d.item(),
-            "g_loss": loss_g.item(),
-            "d_real_acc": (d_real > 0).float().mean().item(),
-            "d_fake_acc": (d_fake < 0).float().mean().item(),
-        }
+        """One iteration of one pair (:class:`augment.gan.step.PairStep`)."""
+        return self.stepper(pair, self.iteration)
 
     def iterate(self) -> dict[str, float]:
         """One iteration of every pair; returns the statistics averaged over pairs."""
         start = time.perf_counter()
         stats = [self.step(pair) for pair in self.pairs]
         self.iteration += 1
-        means = {k: float(np.mean([s[k] for s in stats])) for k in Meter.KEYS}
+        means = {k: float(np.mean([s[k] for s in stats])) for k in self.stat_keys}
         seconds = time.perf_counter() - start
         images = self.cfg.batch_size * len(self.pairs)
         self.meter.add(means, seconds, images)
@@ -176,7 +122,7 @@ class GanTrainer:
             record = train_record(self.iteration, self.meter.means(), round(self.meter.seconds, 3),
                                   round(self.meter.images_per_second(), 1))  # fmt: skip
             self.run.append_history(record)
-            self.meter = Meter()
+            self.meter = Meter(self.stat_keys)
         return means
 
     # -- evaluation and checkpoints ------------------------------------------------------------
@@ -250,6 +196,7 @@ class GanTrainer:
             "scalers": [
                 {"G": p.scaler_g.state_dict(), "D": p.scaler_d.state_dict()} for p in self.pairs
             ],  # fmt: skip
+            "regularizers": [p.regularizer_state() for p in self.pairs],
             "iteration": self.iteration,
             "noise_generator": self.noise.get_state(),
             "rng": rng_state(),
@@ -279,6 +226,8 @@ class GanTrainer:
             pair.opt_d.load_state_dict(opt["D"])
             pair.scaler_g.load_state_dict(scaler["G"])
             pair.scaler_d.load_state_dict(scaler["D"])
+        for pair, regularizers in zip(self.pairs, state.get("regularizers") or [], strict=False):
+            pair.load_regularizer_state(regularizers)  # absent from checkpoints before issue 11
         self.iteration = int(state["iteration"])
         self.noise.set_state(state["noise_generator"])
         set_rng_state(state["rng"])

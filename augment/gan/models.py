@@ -3,9 +3,11 @@
 Generator and discriminator follow the DCGAN rules of Radford et al. 2016 ("Unsupervised
 Representation Learning with Deep Convolutional GANs", https://arxiv.org/abs/1511.06434): strided
 (transposed) convolutions and no pooling, BatchNorm in G, LeakyReLU(0.2) in D, tanh output, weights
-drawn from N(0, 0.02). Conditioning: G reads the noise concatenated with a learned class embedding;
-D ends in the projection head of Miyato & Koyama 2018 ("cGANs with Projection Discriminator",
-https://arxiv.org/abs/1802.05637): ``out = linear(h) + <embed(y), h>`` on sum-pooled features.
+drawn from N(0, 0.02). Conditioning: G reads the noise concatenated with a learned class embedding
+(``g_conditioning="concat"``) or, with "cbn", through class-conditional BatchNorm
+(:mod:`augment.gan.cbn`); D ends in the projection head of Miyato & Koyama 2018 ("cGANs with
+Projection Discriminator", https://arxiv.org/abs/1802.05637): ``out = linear(h) + <embed(y), h>``
+on sum-pooled features.
 Spectral normalisation (Miyato et al. 2018) is optional in D; with it D drops BatchNorm, as SN-DCGAN
 does. A model built with ``num_classes=1`` is an unconditional DCGAN (no embedding, no projection).
 
@@ -18,11 +20,14 @@ and torch-fidelity treat both kinds alike.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
 from torch import nn
 from torch.nn.utils import spectral_norm as apply_spectral_norm
+
+from augment.gan.cbn import CbnGenerator
 
 IMAGE_SIZES = (32, 64, 128)
 MAX_WIDTH_MULT = 8  # caps channels at 8 x ngf/ndf, as the 64 px DCGAN does, also at 128 px
@@ -34,6 +39,7 @@ class GanArchitecture(Protocol):
     image_size: int
     z_size: int
     embed_dim: int
+    g_conditioning: str
     ngf: int
     ndf: int
     spectral_norm: bool
@@ -48,6 +54,12 @@ def check_image_size(image_size: int) -> int:
     return int(math.log2(image_size)) - 2
 
 
+def generator_widths(image_size: int, ngf: int) -> list[int]:
+    """G's channels from 4x4 up: ngf * 2**(stages-1), ..., ngf (capped at MAX_WIDTH_MULT * ngf)."""
+    stages = check_image_size(image_size)
+    return [ngf * min(MAX_WIDTH_MULT, 2 ** (stages - 1 - i)) for i in range(stages)]
+
+
 def dcgan_init(module: nn.Module) -> None:
     """N(0, 0.02) for conv/linear/embedding weights, N(1, 0.02) for BatchNorm scales (Radford et al.)."""
     for m in module.modules():
@@ -55,7 +67,7 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -72,15 +84,13 @@ class Generator(nn.Module):
         embed_dim: int = 128,
     ) -> None:
         super().__init__()
-        stages = check_image_size(image_size)
+        widths = generator_widths(image_size, ngf)
         self.z_size = z_size
         self.num_classes = num_classes
         self.image_size = image_size
         conditional = num_classes > 1
         self.embed = nn.Embedding(num_classes, embed_dim) if conditional else None
         in_dim = z_size + (embed_dim if conditional else 0)
-        # Widths from 4x4 up: ngf * 2**(stages-1), ..., ngf (capped at MAX_WIDTH_MULT * ngf).
-        widths = [ngf * min(MAX_WIDTH_MULT, 2 ** (stages - 1 - i)) for i in range(stages)]
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(in_dim, widths[0], 4, 1, 0, bias=False),  # 1x1 -> 4x4
             nn.BatchNorm2d(widths[0]),
@@ -202,15 +212,32 @@ class PerClassDiscriminator(nn.Module):
         return out
 
 
+def concat_generator(cfg: GanArchitecture, num_classes: int) -> Generator:
+    """The DCGAN generator reading a class embedding concatenated to the noise."""
+    return Generator(num_classes, cfg.image_size, cfg.z_size, cfg.ngf, cfg.embed_dim)
+
+
+def cbn_generator(cfg: GanArchitecture, num_classes: int) -> nn.Module:
+    """The DCGAN generator conditioned by class-dependent BatchNorm gains and biases."""
+    generator = CbnGenerator(num_classes, generator_widths(cfg.image_size, cfg.ngf), cfg.z_size)
+    dcgan_init(generator)
+    generator.reset_norms()  # dcgan_init drew the gain/bias embeddings from N(0, 0.02)
+    return generator
+
+
+# g_conditioning -> builder (augment.gan.config.G_CONDITIONINGS mirrors the keys).
+GENERATORS: dict[str, Callable[[GanArchitecture, int], nn.Module]] = {
+    "concat": concat_generator,
+    "cbn": cbn_generator,
+}
+
+
 def build_generator(cfg: GanArchitecture, num_classes: int) -> nn.Module:
     """The conditional generator, or with ``cfg.per_class_models`` one unconditional one per class."""
-
-    def one(n: int) -> Generator:
-        return Generator(n, cfg.image_size, cfg.z_size, cfg.ngf, cfg.embed_dim)
-
+    make = GENERATORS[cfg.g_conditioning]
     if cfg.per_class_models:
-        return PerClassGenerator([one(1) for _ in range(num_classes)])
-    return one(num_classes)
+        return PerClassGenerator([make(cfg, 1) for _ in range(num_classes)])
+    return make(cfg, num_classes)
 
 
 def build_discriminator(cfg: GanArchitecture, num_classes: int) -> nn.Module:

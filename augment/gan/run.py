@@ -3,8 +3,9 @@ folder's lifecycle itself is :mod:`core.rundir`, shared with the classifier).
 
 ``runs/NAME/`` holds ``config.json`` (GanConfig + class names + dataset summary + versions),
 ``history.jsonl`` (``kind: "train"`` lines every ``log_every`` iterations with mean losses and D's
-accuracies; ``kind: "eval"`` lines with the sample grid and per-class FID/KID), ``samples/``
-(``iter_XXXXXX.png`` grids) and ``last.pt`` /
+accuracies, plus, where enabled, ``lecam_loss``, ``r1_loss``, ADA's augmentation probability
+``augment_p`` and the mean sign of D on reals ``d_real_sign``; ``kind: "eval"`` lines with the
+sample grid and per-class FID/KID), ``samples/`` (``iter_XXXXXX.png`` grids) and ``last.pt`` /
 ``best.pt`` (best mean per-class FID; the last evaluation when FID is off), written atomically.
 """
 
@@ -79,14 +80,15 @@ class Meter:
 
     KEYS = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc")
 
-    def __init__(self) -> None:
-        self.sums = dict.fromkeys(self.KEYS, 0.0)
+    def __init__(self, keys: tuple[str, ...] = KEYS) -> None:
+        self.keys = keys
+        self.sums = dict.fromkeys(keys, 0.0)
         self.count = 0
         self.seconds = 0.0
         self.images = 0
 
     def add(self, stats: dict[str, float], seconds: float, images: int) -> None:
-        for key in self.KEYS:
+        for key in self.keys:
             self.sums[key] += stats[key]
         self.count += 1
         self.seconds += seconds

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from classify.names import RESNET_VARIANTS, resnet_variant
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -16,6 +18,15 @@ class ModelConfig:
     timm's ImageNet-stem ResNets at 64 px). ``cbam_pool_types`` only matters for CBAM models;
     ``patch_size``, ``vit_depth`` and ``vit_heads`` only for ViTs (``width`` scales a ViT's
     embedding width, heads kept).
+
+    ``attention_position`` (``standard | pre | post | identity``, see
+    :mod:`classify.models.placement`) is where a ResNet's attention block sits. The name and the
+    field always agree after construction: a placed name sets the field (``resnet50-se-pre`` ->
+    ``pre``), and a field on a base name picks the placed name (``resnet50-se`` + ``pre`` ->
+    ``resnet50-se-pre``), so checkpoints and reports name what was built. Checkpoints written
+    before the field existed load as ``standard``, which is what they are. A contradiction
+    (``resnet50-se-pre`` + ``post``, or a position on a model without attention) is left for
+    :func:`~classify.models.registry.validate_config` to report.
     """
 
     name: str = "resnet50"
@@ -28,10 +39,18 @@ class ModelConfig:
     patch_size: int = 0
     vit_depth: int = 0
     vit_heads: int = 0
+    attention_position: str = "standard"
 
     def __post_init__(self) -> None:
         # JSON gives lists; a frozen config must stay hashable and compare equal after a round trip.
         object.__setattr__(self, "cbam_pool_types", tuple(self.cbam_pool_types))
+        attention, position = RESNET_VARIANTS.get(self.name, (None, "standard"))
+        if position != "standard" and self.attention_position == "standard":
+            object.__setattr__(self, "attention_position", position)
+        elif position == "standard" and attention is not None:
+            placed = resnet_variant(attention, self.attention_position)
+            if placed is not None:
+                object.__setattr__(self, "name", placed)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -11,15 +11,17 @@ from classify.models.attention import create_attention
 from classify.models.config import ModelConfig
 from classify.models.resnet import RESNET50_LAYERS, ResNet, resolve_stem
 from classify.models.vit import VIT_SIZES, ViT, vit
-from classify.names import CBAM_POOL_TYPES, STEMS
+from classify.names import ATTENTION_POSITIONS, CBAM_POOL_TYPES, RESNET_VARIANTS, STEMS
 from core.errors import UserError
 
 ModelBuilder = Callable[[ModelConfig], nn.Module]
 MIN_IMAGE_SIZE = 8
 
 
-def resnet50(cfg: ModelConfig, attention: str | None = None, **attn_kwargs: object) -> ResNet:
-    """ResNet-50 sized by ``cfg``, with ``attention`` (an ATTENTION_REGISTRY key) in every block."""
+def resnet50(cfg: ModelConfig, attention: str | None = None, position: str = "standard") -> ResNet:
+    """ResNet-50 sized by ``cfg``, with ``attention`` (an ATTENTION_REGISTRY key) at ``position``
+    (a PLACEMENTS key) in every block; CBAM takes ``cfg.cbam_pool_types``."""
+    attn_kwargs = {"pool_types": cfg.cbam_pool_types} if attention == "cbam" else {}
     attn_layer = partial(create_attention, attention, **attn_kwargs) if attention else None
     return ResNet(
         RESNET50_LAYERS,
@@ -27,6 +29,7 @@ def resnet50(cfg: ModelConfig, attention: str | None = None, **attn_kwargs: obje
         width=cfg.width,
         stem=resolve_stem(cfg.stem, cfg.image_size),
         attn_layer=attn_layer,
+        attention_position=position,
     )
 
 
@@ -44,9 +47,11 @@ def vit_model(cfg: ModelConfig, size: str) -> ViT:
 
 
 MODEL_REGISTRY: dict[str, ModelBuilder] = {
-    "resnet50": resnet50,
-    "resnet50-se": lambda cfg: resnet50(cfg, "se"),
-    "resnet50-cbam": lambda cfg: resnet50(cfg, "cbam", pool_types=cfg.cbam_pool_types),
+    # resnet50, resnet50-se, resnet50-cbam and their placements (resnet50-se-pre, ...).
+    **{
+        name: partial(resnet50, attention=attention, position=position)
+        for name, (attention, position) in RESNET_VARIANTS.items()
+    },
     **{size: partial(vit_model, size=size) for size in VIT_SIZES},
 }
 
@@ -72,6 +77,7 @@ def validate_config(cfg: ModelConfig) -> None:
         raise UserError(f"width {cfg.width}: the channel multiplier must be > 0 (e.g. 0.25 or 1.0)")
     if cfg.stem not in STEMS:
         raise UserError(f"stem {cfg.stem!r} is unknown: choose one of {', '.join(STEMS)}")
+    validate_position(cfg)
     if is_vit(cfg.name):
         validate_vit(cfg)
     unknown = [p for p in cfg.cbam_pool_types if p not in CBAM_POOL_TYPES]
@@ -80,6 +86,28 @@ def validate_config(cfg: ModelConfig) -> None:
             f"CBAM pool types {list(cfg.cbam_pool_types)}: use one or more of "
             f"{', '.join(CBAM_POOL_TYPES)}"
         )
+
+
+def validate_position(cfg: ModelConfig) -> None:
+    """The attention position must be known, and the one the model's name stands for (a config
+    built from a base name and a position has already been given the placed name)."""
+    if cfg.attention_position not in ATTENTION_POSITIONS:
+        raise UserError(
+            f"attention position {cfg.attention_position!r} is unknown: choose one of "
+            f"{', '.join(ATTENTION_POSITIONS)}"
+        )
+    attention, position = RESNET_VARIANTS.get(cfg.name, (None, "standard"))
+    if cfg.attention_position == position:
+        return
+    if attention is None:
+        raise UserError(
+            f"attention position {cfg.attention_position!r}: {cfg.name} has no attention block "
+            "to place; use a ResNet with SE or CBAM (e.g. resnet50-se)"
+        )
+    raise UserError(
+        f"attention position {cfg.attention_position!r} contradicts model {cfg.name} "
+        f"(position {position!r}); name the model or the position, not both"
+    )
 
 
 def validate_vit(cfg: ModelConfig) -> None:

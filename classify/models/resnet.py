@@ -3,8 +3,10 @@ an attention slot on every residual branch.
 
 Layout as torchvision's ``resnet50`` (v1.5: the stride sits on the 3x3 conv of each bottleneck;
 layers [3, 4, 6, 3], expansion 4). The attention block, built by a factory taking the channel count,
-sits after the last BatchNorm (bn3) and before the residual addition, where the SE and CBAM papers
-(and the CBAM authors' code) put it; with no attention the block is torchvision's Bottleneck.
+sits by default after the last BatchNorm (bn3) and before the residual addition, where the SE and
+CBAM papers (and the CBAM authors' code) put it; ``attention_position`` moves it to one of the SE
+paper's other integration strategies (:mod:`classify.models.placement`). With no attention the
+block is torchvision's Bottleneck.
 
 Stems: ``"imagenet"`` is 7x7 stride-2 conv + 3x3 stride-2 max-pool (input /4); ``"small"`` is a 3x3
 stride-1 conv with no max-pool, so a 32 px input still leaves a 4x4 map at layer4 for Grad-CAM (the
@@ -22,6 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from classify.models.placement import get_placement
 from classify.names import STEMS
 
 SMALL_STEM_MAX_SIZE = 64
@@ -49,7 +52,9 @@ def resolve_stem(stem: str, image_size: int) -> str:
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce -> 3x3 (stride here) -> 1x1 expand x4, attention on the branch, then add + ReLU."""
+    """1x1 reduce -> 3x3 (stride here) -> 1x1 expand x4, plus the shortcut, add + ReLU; the
+    attention block sits where ``attention_position`` says (default: on the branch, before the
+    addition)."""
 
     expansion = 4
 
@@ -59,16 +64,22 @@ class Bottleneck(nn.Module):
         planes: int,
         stride: int = 1,
         attn_layer: AttentionFactory | None = None,
+        attention_position: str = "standard",
     ) -> None:
         super().__init__()
         out_channels = planes * self.expansion
+        placement = get_placement(attention_position)
+        if attn_layer is None and attention_position != "standard":
+            raise ValueError(f"attention position {attention_position!r} needs an attention block")
+        self.attention_position = attention_position
         self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.attn = attn_layer(out_channels) if attn_layer is not None else nn.Identity()
+        gate_channels = placement.gate_channels(in_channels, out_channels)
+        self.attn = attn_layer(gate_channels) if attn_layer is not None else nn.Identity()
         # Gates that take the shortcut fuse their final product with the residual addition.
         self.fused_residual = getattr(self.attn, "fuses_residual", False)
         # In-place ReLU and add save one activation-sized allocation each (torchvision does the same;
@@ -81,21 +92,36 @@ class Bottleneck(nn.Module):
                 nn.BatchNorm2d(out_channels),
             )
 
-    def forward(self, x: Tensor) -> Tensor:
-        shortcut = self.downsample(x)
+    def residual(self, x: Tensor) -> Tensor:
+        """The residual branch F(x): conv1-bn1-relu, conv2-bn2-relu, conv3-bn3."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        return self.bn3(self.conv3(out))
+
+    def gate(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """``attn(x)``, plus ``residual`` when given, in one fused pass where the gate offers one.
+
+        Without attention (``nn.Identity``) the addition happens in place on ``x``, which must then
+        be a fresh intermediate (bn3's output: the only case, since only ``standard`` allows no
+        attention)."""
+        if residual is None:
+            return self.attn(x)
         if self.fused_residual:
-            out = self.attn(out, shortcut)  # gate(out) * out + shortcut in one pass
-        else:
-            out = self.attn(out)
-            out += shortcut
-        return self.relu(out)
+            return self.attn(x, residual)  # gate(x) * x + residual in one pass
+        out = self.attn(x)
+        out += residual
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        return get_placement(self.attention_position).forward(self, x)
 
 
 class ResNet(nn.Module):
-    """Bottleneck ResNet on inputs in [-1, 1] (N x 3 x H x W), returning class logits."""
+    """Bottleneck ResNet on inputs in [-1, 1] (N x 3 x H x W), returning class logits.
+
+    ``attn_layer`` builds every block's attention from a channel count (None: plain ResNet);
+    ``attention_position`` places it (``standard | pre | post | identity``, Hu et al. TPAMI Fig. 5).
+    """
 
     # Grad-CAM hook: CNN feature maps need no reshaping (a ViT would set a token->map function).
     cam_reshape_transform: Callable[[Tensor], Tensor] | None = None
@@ -108,6 +134,7 @@ class ResNet(nn.Module):
         stem: str = "imagenet",
         attn_layer: AttentionFactory | None = None,
         zero_init_residual: bool = False,
+        attention_position: str = "standard",
     ) -> None:
         super().__init__()
         if stem not in ("small", "imagenet"):
@@ -130,8 +157,9 @@ class ResNet(nn.Module):
             stride = 1 if index == 0 else 2
             stage = []
             for block in range(blocks):
+                stride_here = stride if block == 0 else 1
                 stage.append(
-                    Bottleneck(in_channels, planes, stride if block == 0 else 1, attn_layer)
+                    Bottleneck(in_channels, planes, stride_here, attn_layer, attention_position)
                 )
                 in_channels = planes * Bottleneck.expansion
             stages.append(nn.Sequential(*stage))

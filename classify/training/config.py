@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from classify.augment_spec import CROPS, parse_augment
 from core.errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "none")
-AUGMENTS = ("pad-crop", "resized-crop", "none")
+AUGMENTS = CROPS  # classify.transforms.AUGMENTATIONS; --augment may add a policy and a mix
 TRAIN_ON = ("real", "synthetic")
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
@@ -41,7 +42,7 @@ class TrainConfig:
     vit_depth: int = 0  # ViT only: 0 = the named size's (vit-tiny 6, vit-small 8)
     vit_heads: int = 0  # ViT only: 0 = the named size's (vit-tiny 3, vit-small 6)
     resize_mode: str = "crop"
-    augment: str = "pad-crop"
+    augment: str = "pad-crop"  # crop[,policy][,mix]: see classify.augment_spec
     hflip: bool = True
     val_fraction: float = 0.15
     seed: int = 0
@@ -68,7 +69,7 @@ class TrainConfig:
         _choice("--model", self.model, model_names())
         _choice("--optimizer", self.optimizer, OPTIMIZERS)
         _choice("--scheduler", self.scheduler, SCHEDULERS)
-        _choice("--augment", self.augment, AUGMENTS)
+        parse_augment(self.augment)
         _choice("--resize-mode", self.resize_mode, RESIZE_MODES)
         _choice("--train-on", self.train_on, TRAIN_ON)
         name = self.name

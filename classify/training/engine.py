@@ -2,7 +2,9 @@
 
 Each epoch draws its batch order and augmentation from one generator seeded by (seed, epoch)
 (:mod:`classify.training.batches`), augments uint8 batches on the training device
-(:mod:`classify.transforms`), and steps the optimizer and the per-batch schedule
+(:mod:`classify.transforms`), mixes the model inputs when ``--augment`` names mixup or CutMix
+(:mod:`classify.mixing`: the loss then takes soft targets, and training accuracy counts the
+dominant label), and steps the optimizer and the per-batch schedule
 (:mod:`classify.training.optim`), under autocast with a gradient scaler on CUDA. After every epoch
 the validation set is scored in eval mode (no RNG use), a line goes to ``history.jsonl``, and
 ``last.pt`` (and ``best.pt`` when validation accuracy improved) are written. Every optimizer step
@@ -18,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from classify.augment_spec import parse_augment
+from classify.mixing import target_labels
 from classify.models import build_model
 from classify.training.batches import epoch_batches, epoch_generator, num_batches
 from classify.training.config import TrainConfig
@@ -31,8 +35,7 @@ from classify.training.run import (
     state_from_checkpoint,
 )
 from classify.training.trainset import TrainingSet, evaluate, to_device
-from classify.transforms import augment_batch
-from core.data import to_model_input
+from classify.transforms import train_inputs
 from core.device import autocast, make_grad_scaler, memory_format
 from core.interrupts import InterruptGuard
 from core.progress import TrainDisplay
@@ -66,6 +69,7 @@ class Trainer:
         self.cfg, self.data, self.device, self.run = cfg, data, device, run
         self.callbacks = list(callbacks)
         self.class_names = data.train.class_names
+        self.augment = parse_augment(cfg.augment)
         self.model_cfg = model_config_of(cfg, len(self.class_names))
         self.epoch_size = min(cfg.epoch_size or len(data.train), len(data.train))
         self.steps_per_epoch = num_batches(self.epoch_size, cfg.batch_size)
@@ -136,17 +140,25 @@ class Trainer:
         cfg, device = self.cfg, self.device
         x = to_device(self.data.train.images[idx], device)
         y = to_device(self.data.train.labels[idx], device)
-        x = augment_batch(x, cfg.augment, hflip=cfg.hflip, generator=generator)
-        x = to_model_input(x).contiguous(memory_format=memory_format(device))
+        x, target = train_inputs(  # target: y, or class probabilities after a mix
+            x,
+            y,
+            self.augment,
+            hflip=cfg.hflip,
+            num_classes=len(self.class_names),
+            generator=generator,
+        )
+        x = x.contiguous(memory_format=memory_format(device))
         with autocast(device):
             logits = self.model(x)
-            loss = self.criterion(logits.float(), y)
+            loss = self.criterion(logits.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return loss.item() * len(idx), int((logits.argmax(1) == y).sum().item())
+        correct = (logits.argmax(1) == target_labels(target)).sum()
+        return loss.item() * len(idx), int(correct.item())
 
     def run_epoch(self, epoch: int, display: TrainDisplay) -> dict[str, Any]:
         batches, generator, partial = self.start_epoch(epoch)
