@@ -1,5 +1,6 @@
-"""The classifiers: ResNet-50 with pluggable residual-branch attention (none, SE, CBAM), and small
-Vision Transformers (``vit-tiny``, ``vit-small``) built on torchvision's.
+"""The classifiers: ResNet-50 with pluggable attention (none, SE, CBAM) at one of the SE paper's
+four placements (standard, pre, post, identity: :mod:`classify.models.placement`), and small Vision
+Transformers (``vit-tiny``, ``vit-small``) built on torchvision's.
 
 Public API: :class:`ModelConfig`, :func:`build_model`, :func:`model_names`, :data:`MODEL_REGISTRY`;
 profiling helpers live in :mod:`classify.models.profile`.

@@ -1,4 +1,4 @@
-"""Channel/spatial attention blocks for the residual branch, and their registry.
+"""Channel/spatial attention blocks for a residual unit, and their registry.
 
 Every block takes ``channels`` first (as timm's ``create_attn`` expects), returns a tensor shaped like
 its input, and is looked up by name in :data:`ATTENTION_REGISTRY`. A new attention type is one small

@@ -13,20 +13,28 @@ activation-sized temporaries) per CBAM gate.
   as a graph of its own, as ``torch.utils.checkpoint`` does) and returns ``x * scale + residual``
   in one ``addcmul``. Its backward touches the activation three or four times: ``sum(grad * x)``
   for the gate network's input (a ``vecdot``, no temporary, where the summed dims are
-  contiguous), ``grad * scale`` plus every mean's broadcast gradient, and each max's gradient added
-  in place at its argmax (N x C values, not an activation-sized zero tensor and an addition).
+  contiguous), ``grad * scale`` plus every mean's broadcast gradient (one ``addcmul`` for the
+  spatial gate; a product and an in-place add for channel gates, where that is 2x faster), and
+  each max's gradient added in place at its argmax (N x C values, not an activation-sized zero
+  tensor and an addition).
   Autograd's backward of the gate network then gives the descriptors' and parameters' gradients.
 - Max pools use the index ``torch.max`` returns (the first maximum), so ties get the gradient as
   in the authors' code (``max_pool2d`` / ``torch.max``). On CPU, index-returning ``max`` is 10-30x
   slower than ``amax`` over the channels of an NCHW map, so over many rows it searches in two levels
   (:func:`_first_max`), which finds the same index.
-- Without gradients (eval, ``torch.no_grad``) the plain forward runs.
+- Without gradients (eval, ``torch.no_grad``), and on maps under FUSED_MIN_POSITIONS positions
+  (where the Function's fixed cost outweighs the passes it saves), the plain forward runs, under
+  plain autograd when training (its max still sends the gradient to the first maximum).
 
-Measured against plain autograd (2 threads shared with another job, so noisy): CBAM's training-step
-cost over plain ResNet-50 fell from +51% to +35% at the quick preset (32 px, width 0.25, small
-stem); at 64 px (ImageNet stem, width 1) the large early maps got ~2x cheaper but the late 4x4 and
-2x2 maps, where the channel MLP, short-row max reductions and per-call overhead dominate, did not
-(see the bench in bench/train_throughput.py).
+Measured with bench/train_throughput.py --settings 64px quick --threads 1 (training step, batch
+32; 1 thread on a 2-core VM, noisy: +-10 points between runs of the same code): CBAM's cost over
+plain ResNet-50 at the quick preset (32 px, width 0.25, small stem) went from +48..56% to +28..42%
+(median of three runs ~+31%); at 64 px (ImageNet stem, width 1) it stayed at +17..20%: there the
+16x16 maps got ~2x cheaper but most of the cost sits on the 4x4 and 2x2 maps (the channel MLP on
+1024-2048 channels, index-returning max over 4-16 positions, per-call overhead), which this does
+not change. SE stayed within noise of before. ``torch.compile`` of the same gate was measured
+too: 24 s to compile the first shape and ~8 s per further shape, for a block ~12% faster than
+plain autograd (slower than this), so it cannot pay back within a quick-preset run.
 """
 
 from __future__ import annotations
