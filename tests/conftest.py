@@ -366,3 +366,9 @@ def tiny_gan_config() -> Callable[..., GanConfig]:
         return GanConfig(**base)
 
     return make
+
+
+@pytest.fixture
+def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A per-test feature / weights cache folder, so no test reads another's cached features."""
+    monkeypatch.setenv("SHOEGAN_CACHE_DIR", str(tmp_path / "cache"))

@@ -22,9 +22,7 @@ from core.io import load_checkpoint, read_jsonl
 COLOURS = {"blue": (20, 40, 230), "red": (230, 30, 30)}  # conftest's "colours" pattern
 
 
-@pytest.fixture(autouse=True)
-def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SHOEGAN_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # conftest.py
 
 
 @pytest.fixture(scope="module")

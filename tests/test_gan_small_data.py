@@ -20,10 +20,7 @@ from augment.gan.trainer import GanInterrupted, train_gan
 from core.errors import UserError
 from core.io import load_checkpoint, read_jsonl
 
-
-@pytest.fixture(autouse=True)
-def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SHOEGAN_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,7 @@ from augment.synthesize import synthesize
 from core.errors import UserError
 from core.io import sha256_file
 
-
-@pytest.fixture(autouse=True)
-def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("SHOEGAN_CACHE_DIR", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")  # conftest.py
 
 
 @pytest.fixture(scope="module")
