@@ -10,7 +10,9 @@ et al. 2017, KID Binkowski et al. 2018 (unbiased), both through :mod:`augment.fi
 recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020) come from the same
 InceptionV3 features (:mod:`augment.fid.prdc`), the real images as the reference set, so mode
 collapse shows as low recall and coverage. The untrained generator draws its noise as the
-synthetic set did (with the same truncation).
+synthetic set did (with the same truncation); its images are deterministic for a seed, so their
+features are cached by pixels like the real images' and a second ``synthesize`` pays only for the
+new synthetic set.
 
 :func:`load_references` decodes the real images and samples the untrained generator;
 :func:`score_set` turns features into the typed :class:`core.manifest.FidScores`.
@@ -99,8 +101,7 @@ def score_set(
     synthetic = {name: features(images, extractor, progress=bar.advance)
                  for name, images in synthetic_images.items()}  # fmt: skip
     bar.describe("untrained generator")
-    chance = {name: features(images, extractor, progress=bar.advance)
-              for name, images in refs.untrained.items()}  # fmt: skip
+    chance = _untrained_features(refs.untrained, extractor, bar)
     all_real = np.concatenate(real_train)
     untrained: dict[str, Score] | None = None
     untrained_overall = None
@@ -125,6 +126,24 @@ def score_set(
         density_coverage_k=dc_k,
         note=NOTE,
     )
+
+
+def _untrained_features(
+    untrained: dict[str, torch.Tensor], extractor: Any, bar: Bar
+) -> dict[str, np.ndarray]:
+    """Features of the untrained generator's images, per class, through the same pixel-keyed
+    feature cache as the real images: the images are deterministic for a seed, architecture and
+    count, so every later ``synthesize`` with them (another GAN seed, a re-run, the pipeline's
+    next cell) reads the features instead of running InceptionV3 again."""
+    names = list(untrained)
+    if not names:
+        return {}
+    images = torch.cat([untrained[name].cpu() for name in names])
+    labels = torch.cat(
+        [torch.full((len(untrained[name]),), c, dtype=torch.long) for c, name in enumerate(names)]
+    )
+    found = class_features(images, labels, len(names), extractor, progress=bar.advance)
+    return dict(zip(names, found, strict=True))
 
 
 def _fid_and_prdc(fake: np.ndarray, real: np.ndarray, pr_k: int, dc_k: int) -> Score:

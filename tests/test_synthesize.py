@@ -107,6 +107,36 @@ def test_manifest_records_source_counts_and_fid(trained: dict[str, Path], tmp_pa
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
 
 
+class CountingExtractor(RandomConvExtractor):
+    """The stand-in extractor, counting the images it is run on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images = 0
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        self.images += len(images)
+        return super().__call__(images)
+
+
+def test_untrained_generator_features_are_cached_like_real_ones(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    first, second = CountingExtractor(), CountingExtractor()
+    a = synthesize(_cfg(trained, tmp_path / "a", fid=True), progress=False, extractor=first)
+    b = synthesize(_cfg(trained, tmp_path / "b", fid=True), progress=False, extractor=second)
+    # First run: 12 synthetic + 12 untrained-G + 32 real train + 10 real test (the floor).
+    assert first.images == 12 + 12 + 32 + 10
+    # Second run, same seed: only the fresh synthetic images go through the network again.
+    assert second.images == 12
+    assert a.to_json()["fid"] == b.to_json()["fid"]  # cached features give the same scores
+    # Another synthesis seed draws another untrained set: no stale hit.
+    third = CountingExtractor()
+    synthesize(_cfg(trained, tmp_path / "c", fid=True, seed=1), progress=False, extractor=third)
+    # (the floor takes all 5 test images per class whatever the seed: still cached)
+    assert third.images == 12 + 12
+
+
 def test_truncation_shrinks_the_noise_and_is_recorded(
     trained: dict[str, Path], tmp_path: Path
 ) -> None:
