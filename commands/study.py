@@ -174,6 +174,12 @@ def summary_table(study: dict, table_cls: type) -> object:
             f"{floor:.1f} / [bold]{value:.1f}[/bold] / "
             + (f"{chance:.1f}" if chance is not None else "-"),
         )
+    for name, scores in (study.get("diversity") or {}).items():
+        if all(v is not None for v in scores.values()):
+            table.add_row(
+                f"precision / recall / density / coverage {name}",
+                " / ".join(f"{v:.2f}" for v in scores.values()),
+            )
     comparison = study.get("comparison") or {}
     if comparison.get("verdict"):
         table.add_row("verdict", comparison["verdict"])

@@ -35,6 +35,11 @@ def _fid(value: float) -> dict[str, float | int]:
         "kid_subset_size": 6,
         "n_a": 8,
         "n_b": 6,
+        # distinct, recognisable values for the diversity table
+        "precision": 0.1 + value / 1000,
+        "recall": 0.2 + value / 1000,
+        "density": 0.3 + value / 1000,
+        "coverage": 0.4 + value / 1000,
     }
 
 
@@ -63,6 +68,7 @@ def runs(
                     "per_class": {c: _fid(40.0 + i) for i, c in enumerate(CLASSES)},
                     "overall": _fid(33.0),
                     "real_vs_real": {c: _fid(11.0 + i) for i, c in enumerate(CLASSES)},
+                    "real_vs_real_overall": _fid(9.0),
                 },
             }
         )
@@ -170,6 +176,16 @@ def test_compare_report_matches_runs_and_stats(runs: dict[str, Path]) -> None:
     assert entry["run"] == "aug" and entry["fid_per_class"]["square"]["fid"] == 41.0
     assert entry["real_vs_real"]["triangle"]["fid"] == 13.0
     assert "Synthetic training data" in md and "41.00" in md and "13.00" in md
+    # The "all classes" row has the overall floor; the diversity table has P/R/D/C of both.
+    overall_row = next(
+        line for line in md.splitlines() if line.startswith("| all classes") and "33.00" in line
+    )
+    assert "9.00" in overall_row
+    assert entry["real_vs_real_overall"]["fid"] == 9.0
+    diversity = next(
+        line for line in md.splitlines() if line.startswith("| all classes") and "0.133" in line
+    )
+    assert all(f"{v:.3f}" in diversity for v in (0.133, 0.233, 0.333, 0.433, 0.109, 0.409))
     assert "Synthetic training data" in page
 
     # A second report reuses the evaluations; a newer checkpoint makes compare evaluate again.

@@ -47,6 +47,24 @@ def test_every_step_leaves_its_outputs(study: tuple[Path, list[str], dict]) -> N
         n == 6 for n in manifest["counts"].values()
     )
     assert "cas" in manifest and 0.0 <= manifest["cas"]["test_acc"] <= 1.0
+    # The summary carries the generator's diversity metrics as the manifest has them.
+    metrics = ("precision", "recall", "density", "coverage")
+    for name, score in {
+        **manifest["fid"]["per_class"],
+        "overall": manifest["fid"]["overall"],
+    }.items():
+        assert summary["diversity"][name] == {k: score[k] for k in metrics}
+    from rich.console import Console
+    from rich.table import Table
+
+    from commands.study import summary_table
+
+    screen = Console(width=200, record=True)
+    screen.print(summary_table(summary, Table))
+    printed = screen.export_text()
+    overall = summary["diversity"]["overall"]
+    assert "precision / recall / density / coverage overall" in printed
+    assert " / ".join(f"{overall[k]:.2f}" for k in metrics) in printed
     report = Path(summary["report"])
     assert report.is_file() and (report.parent / "report.md").is_file()
     assert [s["status"] for s in summary["steps"]].count("ran") == len(summary["steps"])

@@ -42,6 +42,7 @@ class SyntheticEntry:
             "fid_per_class": scores_to_json(fid.per_class) or recorded.get("fid_per_class"),
             "fid_overall": score_to_json(fid.overall) or recorded.get("fid"),
             "real_vs_real": scores_to_json(fid.real_vs_real),
+            "real_vs_real_overall": score_to_json(fid.real_vs_real_overall),
             "untrained": scores_to_json(fid.untrained_generator),
             "untrained_overall": score_to_json(fid.untrained_generator_overall),
             "cas": manifest.cas,

@@ -97,6 +97,12 @@ def study_summary(
             "untrained_generator": {c: r.fid for c, r in (fid.untrained_generator or {}).items()},
             "overall": fid.overall.fid if fid.overall else None,
         },
+        # precision / recall / density / coverage per class and overall (None where not scored)
+        "diversity": {
+            name: {k: getattr(score, k) for k in ("precision", "recall", "density", "coverage")}
+            for name, score in {**(fid.per_class or {}), "overall": fid.overall}.items()
+            if score is not None
+        },
         "comparison": comparison,
         "steps": steps,
     }

@@ -62,9 +62,12 @@ def synthetic_blocks(report: dict[str, Any]) -> list[Block]:
 def _set_blocks(report: dict[str, Any], index: int, entry: dict[str, Any]) -> list[Block]:
     """One synthetic set: provenance, FID/KID table, CAS table and the sample grid."""
     blocks: list[Block] = [Heading(f"Used by {entry['run']}", 3), _provenance(entry)]
-    fid = _fid_table(entry, report["class_names"])
-    if fid is not None:
-        blocks.append(fid)
+    for table in (
+        _fid_table(entry, report["class_names"]),
+        _diversity_table(entry, report["class_names"]),
+    ):
+        if table is not None:
+            blocks.append(table)
     if entry.get("cas"):
         rows = [[k, v] for k, v in _flatten(entry["cas"])]
         blocks.append(
@@ -119,7 +122,7 @@ def _fid_table(entry: dict[str, Any], class_names: list[str]) -> Table | None:
         if name in per_class or name in floor
     ]
     if entry.get("fid_overall") is not None:
-        overall_floor = floor.get("overall") if isinstance(floor, dict) else None
+        overall_floor = entry.get("real_vs_real_overall")
         rows.append(
             [
                 "all classes",
@@ -131,3 +134,46 @@ def _fid_table(entry: dict[str, Any], class_names: list[str]) -> Table | None:
     headers = ["class", "FID", "KID ×10³", "images", "real-vs-real FID", "real-vs-real KID ×10³",
                "images", "untrained-G FID"]  # fmt: skip
     return Table(headers, rows, FID_CAPTION, [False, *[True] * 7])
+
+
+DIVERSITY = ("precision", "recall", "density", "coverage")
+DIVERSITY_CAPTION = (
+    "On the same InceptionV3 features, real training images as the reference: precision "
+    "(Kynkäänniemi et al. 2019: share of synthetic images inside the real k-NN balls, i.e. "
+    "fidelity) and recall (share of real images inside the synthetic balls, i.e. variety); "
+    "density and coverage (Naeem et al. 2020: real balls only, robust to outliers). A set "
+    "scores 1 against itself; low recall or coverage means missing modes (mode collapse). "
+    "The real-vs-real columns are what real test images score at the same sample size."
+)
+
+
+def _diversity_cells(entry: Any) -> list[str]:
+    if not isinstance(entry, dict):
+        return [MISSING] * len(DIVERSITY)
+    return [num(entry.get(k), 3) for k in DIVERSITY]
+
+
+def _diversity_table(entry: dict[str, Any], class_names: list[str]) -> Table | None:
+    """Precision / recall / density / coverage per class and overall, beside the floor's (None
+    when the manifest predates them)."""
+    per_class = entry.get("fid_per_class") or {}
+    floor = entry.get("real_vs_real") or {}
+    overall = entry.get("fid_overall")
+    scored = [*per_class.values(), overall]
+    if not any(isinstance(s, dict) and is_number(s.get("recall")) for s in scored):
+        return None
+    rows = [
+        [name, *_diversity_cells(per_class.get(name)), *_diversity_cells(floor.get(name))]
+        for name in class_names
+        if name in per_class
+    ]
+    if overall is not None:
+        rows.append(
+            [
+                "all classes",
+                *_diversity_cells(overall),
+                *_diversity_cells(entry.get("real_vs_real_overall")),
+            ]  # fmt: skip
+        )
+    headers = ["class", *DIVERSITY, *(f"real-vs-real {k}" for k in DIVERSITY)]
+    return Table(headers, rows, DIVERSITY_CAPTION, [False, *[True] * 8])
