@@ -14,7 +14,10 @@ trick (Brock et al. 2019, :func:`augment.sampling.draw_noise`) and is recorded i
 ``min_confidence`` (a common "quality filter" for GAN augmentation), drawing more until each class
 has its count. Drawing stops at ``max_draw_factor`` times the count: the class then keeps the images
 accepted so far and a warning says so (a short class is more useful than no set at all); the
-manifest records acceptance rates and which classes hit the cap.
+manifest records acceptance rates and which classes hit the cap. With ``oversample`` K the filter
+ranks instead of thresholding: each class draws K x its count and keeps the count most confidently
+correct samples (over-generation then selection, as in the GAN-augmentation literature's "filtered"
+sets); the manifest records K and the lowest kept probability per class.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class ClassBatch:
     images: torch.Tensor  # uint8, the accepted images
     drawn: int
     cap_hit: bool
+    min_confidence: float | None = None  # --oversample: the lowest kept probability
 
 
 def synthesize(
@@ -179,6 +183,8 @@ def _draw_class(
                               device=device, truncation=cfg.truncation)  # fmt: skip
         advance(len(images))
         return ClassBatch(images, cfg.per_class, cap_hit=False)
+    if cfg.oversample is not None:
+        return _draw_ranked(gan, c, cfg, classifier, device, advance)
     kept: list[torch.Tensor] = []
     n_kept, drawn, cap = 0, 0, cfg.max_draw_factor * cfg.per_class
     while n_kept < cfg.per_class and drawn < cap:
@@ -192,6 +198,33 @@ def _draw_class(
         n_kept += len(accepted)
         advance(len(accepted))
     return ClassBatch(torch.cat(kept), drawn, cap_hit=n_kept < cfg.per_class)
+
+
+def _draw_ranked(
+    gan: LoadedGan,
+    c: int,
+    cfg: SynthConfig,
+    classifier: Any,
+    device: torch.device,
+    advance: Callable[[int], None],
+) -> ClassBatch:
+    """``oversample`` x ``per_class`` draws of class ``c``, the ``per_class`` with the highest
+    probability of class ``c`` under the filter kept (ties: the earlier draw), in draw order."""
+    assert cfg.oversample is not None
+    noise = class_generator(cfg.seed, c)
+    drawn = cfg.oversample * cfg.per_class
+    images, confidence = [], []
+    for start in range(0, drawn, cfg.batch_size):
+        batch = class_images(gan.generator, c, min(cfg.batch_size, drawn - start), noise,
+                             batch_size=cfg.batch_size, device=device,
+                             truncation=cfg.truncation)  # fmt: skip
+        images.append(batch)
+        confidence.append(classifier.predict_proba(_resize(batch, classifier.image_size))[:, c])
+    scores = torch.cat(confidence)
+    order = torch.sort(scores, descending=True, stable=True).indices[: cfg.per_class]
+    keep = order.sort().values
+    advance(len(keep))
+    return ClassBatch(torch.cat(images)[keep], drawn, False, float(scores[keep].min()))
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -212,13 +245,18 @@ def _manifest(
     counts = {name: len(batch.images) for name, batch in sets.items()}
     sample_filter = None
     if cfg.filter_with:
+        ranked = cfg.oversample is not None
         sample_filter = SampleFilter(
             classifier_run=cfg.filter_with,
-            min_confidence=cfg.min_confidence,
-            max_draw_factor=cfg.max_draw_factor,
+            min_confidence=None if ranked else cfg.min_confidence,
+            max_draw_factor=None if ranked else cfg.max_draw_factor,
             drawn={name: b.drawn for name, b in sets.items()},
             acceptance_rate={name: counts[name] / b.drawn for name, b in sets.items()},
             cap_hit=[name for name, b in sets.items() if b.cap_hit],
+            oversample=cfg.oversample,
+            min_kept_confidence={name: b.min_confidence for name, b in sets.items()}
+            if ranked
+            else None,
         )
     return Manifest(
         gan_run=gan.run_dir.name,

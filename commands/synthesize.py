@@ -43,6 +43,14 @@ def synthesize_command(
     max_draw_factor: Annotated[
         int, typer.Option(help="With --filter-with: stop a class after this many x its count.")
     ] = _S.max_draw_factor,
+    oversample: Annotated[
+        int | None,
+        typer.Option(
+            help="With --filter-with: draw K x PER_CLASS per class and keep the PER_CLASS the "
+            "classifier is most confident of (ranking instead of --min-confidence).",
+            metavar="K",
+        ),
+    ] = _S.oversample,
     truncation: Annotated[
         float | None,
         typer.Option(

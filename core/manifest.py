@@ -170,6 +170,8 @@ class SampleFilter(_Record):
     drawn: dict[str, int] | None = None
     acceptance_rate: dict[str, float] | None = None
     cap_hit: list[str] | None = None
+    oversample: int | None = None  # --oversample K: the top per_class of K x per_class draws kept
+    min_kept_confidence: dict[str, float] | None = None  # the lowest kept probability, per class
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,54 @@ def test_filter_keeps_confident_samples_and_reports_the_cap(
         synthesize(_cfg(trained, tmp_path / "h", filter_with="clf"), progress=False)
 
 
+class BrightnessClassifier:
+    """A stand-in filter whose probability of every class is the image's mean brightness."""
+
+    def __init__(self, class_names: list[str]) -> None:
+        self.class_names, self.image_size = class_names, 32
+
+    def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
+        brightness = images.float().mean(dim=(1, 2, 3)) / 255
+        return brightness[:, None].expand(-1, len(self.class_names))
+
+
+def _pngs(folder: Path) -> list[bytes]:
+    return [p.read_bytes() for p in sorted(folder.glob("*.png"))]
+
+
+def test_oversample_keeps_the_most_confident_of_k_times_the_draws(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    import classify.checkpoint
+
+    monkeypatch.setattr(
+        classify.checkpoint, "load_classifier",
+        lambda *a, **k: BrightnessClassifier(["blue", "red"]),  # noqa: ARG005
+    )  # fmt: skip
+    # The pool: the same seed's first 3 x 6 draws per class, unfiltered.
+    synthesize(_cfg(trained, tmp_path / "pool", per_class=18), progress=False)
+    manifest = synthesize(
+        _cfg(trained, tmp_path / "top", filter_with="clf", oversample=3), progress=False
+    ).to_json()
+    for name in ("blue", "red"):
+        pool = sorted((tmp_path / "pool" / name).glob("*.png"))
+        brightness = [np.asarray(Image.open(p)).mean() for p in pool]
+        top = sorted(sorted(range(18), key=lambda i: -brightness[i])[:6])
+        assert _pngs(tmp_path / "top" / name) == [pool[i].read_bytes() for i in top]
+        kept_min = min(brightness[i] for i in top) / 255
+        assert manifest["filter"]["min_kept_confidence"][name] == pytest.approx(kept_min, abs=1e-6)
+    assert manifest["counts"] == {"blue": 6, "red": 6}
+    assert manifest["filter"]["oversample"] == 3
+    assert manifest["filter"]["drawn"] == {"blue": 18, "red": 18}
+    assert manifest["filter"]["acceptance_rate"] == {"blue": 1 / 3, "red": 1 / 3}
+    assert "min_confidence" not in manifest["filter"]  # ranked, not thresholded
+    with pytest.raises(UserError, match="--oversample 2: needs --filter-with"):
+        synthesize(_cfg(trained, tmp_path / "bad", oversample=2), progress=False)
+
+
 def test_cli_synthesize(trained: dict[str, Path], tmp_path: Path) -> None:
     from cli import app
 

@@ -189,6 +189,9 @@ class SynthConfig:
     filter_with: str | None = None  # a classifier run name or folder
     min_confidence: float = 0.9
     max_draw_factor: int = 20  # with a filter: stop drawing a class after this many x per_class
+    # With a filter: draw oversample x per_class per class and keep the per_class most confidently
+    # correct ones (ranked by the filter's probability of the intended class; no threshold).
+    oversample: int | None = None
     overwrite: bool = False
     runs_dir: str = "runs"
     device: str = "auto"
@@ -209,6 +212,11 @@ class SynthConfig:
         checks = [
             (self.per_class >= 1, f"--per-class {self.per_class}: must be at least 1"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be at least 1"),
+            (
+                self.oversample is None or (self.oversample >= 1 and self.filter_with),
+                f"--oversample {self.oversample}: needs --filter-with RUN (the classifier that "
+                "ranks the draws) and must be at least 1",
+            ),
             (
                 0.0 <= self.min_confidence <= 1.0,
                 f"--min-confidence {self.min_confidence}: must be in [0, 1]",
