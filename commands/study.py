@@ -9,7 +9,7 @@ import typer
 
 from classify.training.config import TrainConfig
 from commands.common import user_errors
-from commands.configs import config_of
+from commands.configs import config_of, given
 from commands.options import (
     CamPerClass,
     ClassifierPreset,
@@ -23,7 +23,6 @@ from commands.options import (
     Resume,
     RunsDir,
     SyntheticRatio,
-    TrainPerClass,
     TrainSeed,
     Width,
     choice,
@@ -102,7 +101,15 @@ def pipeline_command(
     seeds: Annotated[
         int, typer.Option(help="Classifier seeds (baseline and augmented each).")
     ] = _P.seeds,
-    train_per_class: TrainPerClass = _P.train_per_class,
+    train_per_class: Annotated[
+        str,
+        typer.Option(
+            "--train-per-class",
+            help="Real training images per class; a comma list (e.g. 25,50,240) runs the study at "
+            "each size and draws the learning curve. Your --data is subset into DATA_DIR.",
+            metavar="N[,N...]",
+        ),
+    ] = str(_P.train_per_class),
     models: Models = ",".join(_P.models),
     runs_dir: RunsDir = Path(_P.runs_dir),
     synthetic_dir: Annotated[Path, typer.Option(help="Folder of synthetic sets.")] = Path(
@@ -133,19 +140,29 @@ def pipeline_command(
     from rich.table import Table
 
     from classify.training.trainer import TrainInterrupted
+    from study.pipeline.curve import parse_sizes, run_learning_curve, size_config
     from study.pipeline.runner import run_pipeline
 
     classifier = {"epochs": epochs, "width": width, "image_size": image_size}
     gan = {"iterations": gan_iterations, "ngf": gan_width, "ndf": gan_width}
     if gan_iterations is not None:
         gan["eval_every"] = gan_iterations
+    sizes = parse_sizes(train_per_class)
     cfg = config_of(
         PipelineConfig,
         ctx,
         classifier={k: v for k, v in classifier.items() if v is not None},
         gan={k: v for k, v in gan.items() if v is not None},
+        train_per_class=sizes[-1],
     )
     try:
+        if len(sizes) > 1:
+            curve = run_learning_curve(cfg, sizes)
+            console.print(curve_table(curve, Table))
+            console.print(f"learning curve: [bold]{curve['figure']}[/bold]", highlight=False)
+            return
+        if cfg.data is not None and "train_per_class" in given(ctx):
+            cfg = size_config(cfg, sizes[0])  # a subset of the user's data, in DATA_DIR
         study = run_pipeline(cfg)
     except (TrainInterrupted, KeyboardInterrupt) as stop:
         err_console.print(f"[yellow]interrupted: {stop}[/yellow]", highlight=False)
@@ -188,6 +205,26 @@ def summary_table(study: dict, table_cls: type) -> object:
     for step in study["steps"]:
         table.add_row(f"step {step['step']}", f"{step['status']} {step['seconds']:.0f} s")
     return table
+
+
+def curve_table(curve: dict, table_cls: type) -> object:
+    table = table_cls(title=f"learning curve on {curve['data']} ({curve['band']})")
+    for column in ("real / class", *ARM_TITLES, "delta (mean ± sd over seeds)"):
+        table.add_column(column, justify="right")
+    for size in curve["sizes"]:
+        point = curve["points"][str(size)]
+        arms = [
+            f"{point[arm]['mean']:.2%} [{point[arm]['low']:.1%}, {point[arm]['high']:.1%}]"
+            for arm in ("real", "real+gan")
+        ]
+        delta = point["delta"]
+        table.add_row(
+            str(size), *arms, f"{100 * delta['mean']:+.2f} ± {100 * delta['std']:.2f} pts"
+        )
+    return table
+
+
+ARM_TITLES = ("real only: test acc [band]", "real + GAN: test acc [band]")
 
 
 def register(app: typer.Typer) -> None:

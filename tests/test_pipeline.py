@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+CLASSES = ("circle", "square", "triangle")
 TINY = ["--epochs", "1", "--width", "0.0625", "--image-size", "32", "--gan-iterations", "4",
         "--gan-width", "8", "--per-class", "6", "--cam-per-class", "1",
         "--models", "resnet50,resnet50-se", "--device", "cpu",
@@ -199,3 +200,53 @@ def test_synthetic_class_mismatch_is_a_clear_error(
     )
     assert result.exit_code == 2
     assert "synthetic classes" in result.output and "hexagon" in result.output
+
+
+@pytest.mark.slow
+def test_learning_curve_runs_one_study_per_size(
+    tmp_path: Path, make_dataset: Callable[..., Path]
+) -> None:
+    from cli import app
+
+    data = make_dataset(tmp_path / "shapes", "shapes", train_per_class=8, test_per_class=4)
+    before = sorted((p.relative_to(data), p.stat().st_mtime_ns) for p in data.rglob("*"))
+    args = ["pipeline", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
+            "--synthetic-dir", str(tmp_path / "synthetic"), "--reports-dir",
+            str(tmp_path / "reports"), "--data-dir", str(tmp_path / "subsets"), *TINY,
+            "--train-per-class", "8,4", "--no-cas"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    curve = json.loads((tmp_path / "runs" / "shapes-learning-curve.json").read_text())
+    assert curve["sizes"] == [4, 8] and set(curve["points"]) == {"4", "8"}
+    subsets = {n: tmp_path / "subsets" / f"shapes-{n}" for n in (4, 8)}
+    for n, folder in subsets.items():
+        names = {c: sorted(p.name for p in (folder / "train" / c).iterdir()) for c in CLASSES}
+        assert all(len(files) == n for files in names.values())
+        assert {c: len(list((folder / "test" / c).iterdir())) for c in CLASSES} == dict.fromkeys(
+            CLASSES, 4
+        )
+        study = json.loads((tmp_path / "runs" / f"shapes-{n}-study.json").read_text())
+        assert study["data"] == str(folder)
+        point = curve["points"][str(n)]
+        for arm, side in (("real", "A"), ("real+gan", "B")):
+            values = study["comparison"]["seeds"][side]["accuracy"]["values"]
+            assert point[arm]["values"] == values
+            assert point[arm]["low"] <= point[arm]["mean"] == pytest.approx(values[0])
+            assert point[arm]["mean"] <= point[arm]["high"]
+        # The GAN of a size saw that size's real images only.
+        gan = json.loads((tmp_path / "runs" / f"shapes-{n}-gan" / "config.json").read_text())
+        assert json.dumps(gan).count(str(folder)) >= 1
+    small = {p.name for p in (subsets[4] / "train").rglob("*.png")}
+    assert small <= {p.name for p in (subsets[8] / "train").rglob("*.png")}  # nested subsets
+    assert Path(curve["figure"]).is_file() and "learning curve" in result.output
+    assert sorted((p.relative_to(data), p.stat().st_mtime_ns) for p in data.rglob("*")) == before
+    # Finished cells are skipped on a re-run.
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    for n in (4, 8):
+        steps = json.loads((tmp_path / "runs" / f"shapes-{n}-pipeline.json").read_text())["steps"]
+        assert [s["status"] for s in steps if s["step"] != "compare"] == ["skipped (complete)"] * (
+            len(steps) - 1
+        )
+    bad = CliRunner().invoke(app, [*args[:-3], "--train-per-class", "8,x"])
+    assert bad.exit_code != 0 and "--train-per-class '8,x'" in bad.output

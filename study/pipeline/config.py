@@ -21,7 +21,7 @@ class PipelineConfig:
     per_class: int = 500  # synthetic images per class
     synthetic_ratio: float | None = None  # synthetic images per real one in the augmented run
     seeds: int = 1  # classifier seeds (baseline and augmented runs each)
-    train_per_class: int = 240  # footwear training images per class (embedded data only)
+    train_per_class: int = 240  # real training images per class (footwear-N, or a subset of --data)
     models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam")
     runs_dir: str = "runs"
     synthetic_dir: str = "synthetic"

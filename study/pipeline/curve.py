@@ -1,0 +1,201 @@
+"""A learning curve: the whole study at several real-data sizes, and accuracy against real images
+per class for each arm (real only, real + GAN), as JSON and a PNG.
+
+Each size is one ordinary ``cli pipeline`` study (its own runs, GAN, synthetic set and report), so
+finished cells are skipped on a re-run exactly as a single study's steps are. The GAN of a size is
+trained on that size's real subset only, never on more real data than its classifiers saw. The
+embedded footwear set is written per size (``data/footwear-N``: seeded, nested subsets of the same
+Fashion-MNIST images); a user's dataset is subset into ``<data_dir>/<name>-N`` (hard links where
+the file system allows, copies otherwise; the user's folder is only read), with the test split
+whole and the training split cut to the first N images per class of a seeded permutation, so the
+smaller subsets are nested in the larger ones.
+
+Bands (Cumming & Finch 2005 style: an interval of the mean, stated): with several seeds, the 95%
+t-interval of the mean test accuracy over seeds (seed-to-seed variation); with one seed, the Wilson
+95% interval of the test accuracy over the test images (test-sampling variation only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.data import scan_dataset
+from core.errors import UserError
+from core.io import write_json
+from study.pipeline.config import PipelineConfig
+from study.pipeline.plan import dataset_path
+
+ARMS = ("real", "real+gan")  # the comparison's side A and side B
+SUBSET_SEED = 0
+# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (then the normal's).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"50"`` or ``"10,25,50"`` -> sorted distinct sizes; a one-line error otherwise."""
+    try:
+        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise UserError(
+            f"--train-per-class {text!r}: give images per class, e.g. 240 or 25,50,240"
+        ) from None
+    if not sizes or sizes[0] < 2:
+        raise UserError(f"--train-per-class {text!r}: every size must be at least 2")
+    return tuple(sizes)
+
+
+def subset_dataset(source: Path, out: Path, per_class: int, seed: int = SUBSET_SEED) -> Path:
+    """``out`` holding ``source``'s test split and ``per_class`` training images per class (a
+    seeded choice, nested across sizes); kept as is when already complete for these settings."""
+    index = scan_dataset(source)
+    marker = out / ".subset.json"
+    settings = {"source": str(source.resolve()), "per_class": per_class, "seed": seed}
+    if marker.is_file():
+        from core.io import read_json
+
+        if read_json(marker) == settings:
+            return out
+        raise UserError(f"{out}: holds another subset; remove it or choose another --data-dir")
+    by_class: dict[int, list[Path]] = {}
+    for sample in index.train:
+        by_class.setdefault(sample.label, []).append(Path(sample.path))
+    short = [index.class_names[c] for c, files in by_class.items() if len(files) < per_class]
+    if short:
+        raise UserError(
+            f"--train-per-class {per_class}: {source} has fewer training images in "
+            f"{', '.join(short)}; use a smaller size"
+        )
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    for label, files in sorted(by_class.items()):
+        chosen = [files[i] for i in sorted(rng.permutation(len(files))[:per_class])]
+        _link_all(chosen, tmp / "train" / index.class_names[label])
+    for sample in index.test:
+        _link_all([Path(sample.path)], tmp / "test" / index.class_names[sample.label])
+    write_json(tmp / ".subset.json", settings)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def _link_all(files: Sequence[Path], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        target = folder / path.name
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+def size_config(cfg: PipelineConfig, per_class: int) -> PipelineConfig:
+    """The single study of one curve point."""
+    if cfg.data is None:
+        return replace(cfg, train_per_class=per_class)
+    source = Path(cfg.data)
+    if not source.is_dir():
+        raise UserError(f"--data {source}: folder not found")
+    out = Path(cfg.data_dir) / f"{source.name}-{per_class}"
+    return replace(cfg, data=str(subset_dataset(source, out, per_class)))
+
+
+def run_learning_curve(
+    cfg: PipelineConfig,
+    sizes: Sequence[int],
+    run_study: Callable[[PipelineConfig], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One study per size, then the curve (written to ``<runs>/<name>-learning-curve.json`` and
+    ``<reports>/<name>-learning-curve.png``); returns the curve with each size's study summary."""
+    if run_study is None:
+        from study.pipeline.runner import run_pipeline as run_study
+    name = Path(cfg.data).name if cfg.data else dataset_path(replace(cfg, train_per_class=240)).name
+    studies = {n: run_study(size_config(cfg, n)) for n in sizes}
+    curve = {
+        "data": cfg.data or name,
+        "seeds": cfg.seeds,
+        "sizes": list(sizes),
+        "band": "95% t-interval over seeds" if cfg.seeds > 1 else "95% Wilson over test images",
+        "points": {str(n): curve_point(study, cfg.seeds) for n, study in studies.items()},
+        "studies": {str(n): study["report"] for n, study in studies.items()},
+    }
+    figure = Path(cfg.reports_dir) / f"{name}-learning-curve.png"
+    draw_curve(curve, figure)
+    curve["figure"] = str(figure)
+    write_json(Path(cfg.runs_dir) / f"{name}-learning-curve.json", curve)
+    return curve
+
+
+def curve_point(study: dict[str, Any], seeds: int) -> dict[str, Any]:
+    """Each arm's mean test accuracy and band at one size, and the paired deltas."""
+    numbers = study["comparison"]
+    n_test = numbers["n_test"]
+    point: dict[str, Any] = {}
+    for arm, side in zip(ARMS, ("A", "B"), strict=True):
+        values = numbers["seeds"][side]["accuracy"]["values"]
+        mean = float(np.mean(values))
+        low, high = mean_interval(values) if seeds > 1 else wilson(mean, n_test)
+        point[arm] = {"mean": mean, "low": low, "high": high, "values": values}
+    point["delta"] = {
+        "mean": numbers["deltas"]["delta_mean"],
+        "std": numbers["deltas"]["delta_std"],
+        "pairs": [
+            {k: p["bootstrap"][k] for k in ("delta", "low", "high")} for p in numbers["pairs"]
+        ],
+    }
+    return point
+
+
+def mean_interval(values: Sequence[float]) -> tuple[float, float]:
+    """The 95% t-interval of the mean of ``values`` (two or more), clipped to [0, 1]; with two
+    seeds t is 12.7, so the band is wide: it says how little two seeds pin down."""
+    n = len(values)
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
+    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
+    half = t * sd / math.sqrt(n)
+    return max(0.0, mean - half), min(1.0, mean + half)  # an accuracy stays in [0, 1]
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's 95% score interval of a proportion ``p`` observed over ``n`` trials."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def draw_curve(curve: dict[str, Any], path: Path) -> None:
+    """Accuracy vs real training images per class, one line and band per arm (log x axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = curve["sizes"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for arm, colour in zip(ARMS, ("#1f77b4", "#d62728"), strict=True):
+        pts = [curve["points"][str(n)][arm] for n in sizes]
+        ax.plot(sizes, [100 * p["mean"] for p in pts], "o-", color=colour, label=arm)
+        ax.fill_between(sizes, [100 * p["low"] for p in pts], [100 * p["high"] for p in pts],
+                        color=colour, alpha=0.18, linewidth=0)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("real training images per class")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{curve['data']}: {curve['seeds']} seed(s); band: {curve['band']}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
