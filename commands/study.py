@@ -111,6 +111,15 @@ def pipeline_command(
         ),
     ] = str(_P.train_per_class),
     models: Models = ",".join(_P.models),
+    arms: Annotated[
+        str,
+        typer.Option(
+            help="Training recipes of the best model, each set against real (pooled over seeds, "
+            "Holm across arms): real, then +gan and/or +trivialaugment|randaugment|autoaugment|"
+            "mixup|cutmix, e.g. real,real+gan,real+trivialaugment,real+gan+trivialaugment.",
+            metavar="ARM[,ARM...]",
+        ),
+    ] = ",".join(_P.arms),
     runs_dir: RunsDir = Path(_P.runs_dir),
     synthetic_dir: Annotated[Path, typer.Option(help="Folder of synthetic sets.")] = Path(
         _P.synthetic_dir
@@ -140,6 +149,7 @@ def pipeline_command(
     from rich.table import Table
 
     from classify.training.trainer import TrainInterrupted
+    from study.pipeline.arms import parse_arms
     from study.pipeline.curve import parse_sizes, run_learning_curve, size_config
     from study.pipeline.runner import run_pipeline
 
@@ -154,6 +164,7 @@ def pipeline_command(
         classifier={k: v for k, v in classifier.items() if v is not None},
         gan={k: v for k, v in gan.items() if v is not None},
         train_per_class=sizes[-1],
+        arms=parse_arms(arms),
     )
     try:
         if len(sizes) > 1:
@@ -197,6 +208,17 @@ def summary_table(study: dict, table_cls: type) -> object:
                 f"precision / recall / density / coverage {name}",
                 " / ".join(f"{v:.2f}" for v in scores.values()),
             )
+    for arm, row in ((study.get("arms") or {}).get("arms") or {}).items():
+        text = f"{row['mean']:.2%} ± {row['std']:.2%}"
+        if "pooled" in row:
+            p = row["pooled"]
+            text += (
+                f"; Δ {100 * p['delta']:+.2f} pts ({100 * p['low']:+.2f} to "
+                f"{100 * p['high']:+.2f}), Holm p {p['p_holm']:.3g}"
+            )
+        table.add_row(f"arm {arm} (test acc)", text)
+    if study.get("arms"):
+        table.add_row("arms verdict", study["arms"]["verdict"])
     comparison = study.get("comparison") or {}
     if comparison.get("verdict"):
         table.add_row("verdict", comparison["verdict"])

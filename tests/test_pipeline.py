@@ -250,3 +250,82 @@ def test_learning_curve_runs_one_study_per_size(
         )
     bad = CliRunner().invoke(app, [*args[:-3], "--train-per-class", "8,x"])
     assert bad.exit_code != 0 and "--train-per-class '8,x'" in bad.output
+
+
+@pytest.mark.slow
+def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
+    tmp_path: Path, make_dataset: Callable[..., Path]
+) -> None:
+    from cli import app
+
+    data = make_dataset(tmp_path / "shapes", "shapes", train_per_class=8, test_per_class=4)
+    arms = "real,real+gan,real+trivialaugment,real+gan+mixup"
+    args = ["pipeline", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
+            "--synthetic-dir", str(tmp_path / "synthetic"), "--reports-dir",
+            str(tmp_path / "reports"), *TINY, "--no-cas", "--seeds", "2", "--arms", arms]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    study = json.loads((tmp_path / "runs" / "shapes-study.json").read_text())
+    best, runs = study["best_model"], tmp_path / "runs"
+    for seed in (0, 1):
+        base = f"shapes-s{seed}-{best}"
+        configs = {
+            arm: json.loads((runs / f"{base}{suffix}" / "config.json").read_text())["train"]
+            for arm, suffix in (("real", ""), ("real+gan", "-aug"),
+                                ("real+trivialaugment", "-trivialaugment"),
+                                ("real+gan+mixup", "-aug-mixup"))
+        }  # fmt: skip
+        assert configs["real+trivialaugment"]["augment"] == "pad-crop,trivialaugment"
+        assert configs["real+trivialaugment"]["synthetic"] is None
+        assert configs["real+gan+mixup"]["augment"] == "pad-crop,mixup"
+        assert configs["real+gan+mixup"]["synthetic"] == configs["real+gan"]["synthetic"]
+        # Only what the arm's name says differs from the run it builds on (same budget).
+        ignore = {"name", "augment"}
+        for arm, base_arm in (("real+trivialaugment", "real"), ("real+gan+mixup", "real+gan")):
+            a, b = configs[arm], configs[base_arm]
+            assert {k: v for k, v in a.items() if k not in ignore} == {
+                k: v for k, v in b.items() if k not in ignore
+            }
+    table = study["arms"]
+    report_dir = Path(study["report"]).parent
+    assert json.loads((report_dir / "arms.json").read_text()) == table
+    assert list(table["arms"]) == arms.split(",")
+    comparison = study["comparison"]
+    assert table["arms"]["real"]["accuracy"] == comparison["seeds"]["A"]["accuracy"]["values"]
+    gan_row = table["arms"]["real+gan"]
+    assert gan_row["accuracy"] == comparison["seeds"]["B"]["accuracy"]["values"]
+    per_seed = [s["delta"]["delta"] for s in gan_row["per_seed"]]
+    assert gan_row["pooled"]["delta"] == pytest.approx(sum(per_seed) / 2)
+    for arm in arms.split(",")[1:]:
+        pooled = table["arms"][arm]["pooled"]
+        assert pooled["low"] <= pooled["delta"] <= pooled["high"]
+        assert pooled["p_value"] <= pooled["p_holm"] <= 1 and pooled["seeds"] == 2
+    assert table["verdict"] in (report_dir / "arms.md").read_text()
+    assert "arms verdict" in result.output
+    # A re-run skips every finished arm; an unknown arm is a one-line error.
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    steps = json.loads((runs / "shapes-pipeline.json").read_text())["steps"]
+    assert all(s["status"] == "skipped (complete)" for s in steps if s["step"].startswith("arm "))
+    bad = CliRunner().invoke(app, [*args[:-1], "real,real+gan+flip"])
+    assert bad.exit_code != 0 and "'real+gan+flip' is not an arm" in bad.output
+    twice = CliRunner().invoke(app, [*args[:-1], "real,real+trivialaugment+randaugment"])
+    assert twice.exit_code != 0 and "two of a kind" in twice.output
+
+
+def test_pooled_bootstrap_and_its_p_value() -> None:
+    import numpy as np
+
+    from study.pipeline.arms import pooled_bootstrap
+
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 200)) < 0.7
+    same = pooled_bootstrap(a, a, resamples=500)
+    assert (same["delta"], same["low"], same["high"], same["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+    better = pooled_bootstrap(np.zeros_like(a), np.ones_like(a), resamples=500)
+    assert (better["delta"], better["low"], better["p_value"]) == (1.0, 1.0, 0.0)
+    b = a.copy()
+    b[0, :20] = True  # seed 0 gains a little, the others nothing
+    mixed = pooled_bootstrap(a, b, resamples=2000)
+    assert mixed["delta"] == pytest.approx((b[0].mean() - a[0].mean()) / 3)
+    assert 0 <= mixed["low"] <= mixed["delta"] <= mixed["high"]

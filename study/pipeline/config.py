@@ -23,6 +23,8 @@ class PipelineConfig:
     seeds: int = 1  # classifier seeds (baseline and augmented runs each)
     train_per_class: int = 240  # real training images per class (footwear-N, or a subset of --data)
     models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam")
+    # Training recipes of the best architecture set against "real" (study.pipeline.arms).
+    arms: tuple[str, ...] = ("real", "real+gan")
     runs_dir: str = "runs"
     synthetic_dir: str = "synthetic"
     reports_dir: str = "reports"

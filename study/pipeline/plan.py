@@ -130,6 +130,20 @@ class StudyPlan:
             for s in range(self.cfg.seeds)
         ]
 
+    def arm_run(self, seed: int, arm: str) -> str:
+        """The run name of ``arm`` at ``seed`` (``real``: the baseline, ``real+gan``: augmented)."""
+        from study.pipeline.arms import arm_suffix
+
+        return f"{self.baseline_dir(seed).name}{arm_suffix(arm, self.cfg.augmented_suffix)}"
+
+    def arm_config(self, seed: int, arm: str) -> TrainConfig:
+        """The arm's recipe on the seed's baseline config (same budget; study.pipeline.arms)."""
+        from study.pipeline.arms import arm_config, parse_arm
+
+        augmented = self.augmented_config(seed) if parse_arm(arm)[0] else None
+        base = read_train_config(self.baseline_dir(seed))
+        return arm_config(base, augmented, arm, self.arm_run(seed, arm))
+
     def cas_config(self) -> TrainConfig:
         """The best architecture trained on the synthetic images only (the first seed's recipe)."""
         from study.cas import cas_config

@@ -69,6 +69,7 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
         raise UserError(f"--data {plan.data}: folder not found")
     results = run_steps(pipeline_steps(plan), log)
     study = study_summary(plan, results["compare"], log.steps)
+    study["arms"] = results["arms"]
     write_json(plan.runs / f"{plan.prefix}study{plan.ratio_suffix}.json", study)
     return study
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classify.training.config import TrainConfig
+from study.pipeline.arms import DEFAULT_ARMS
 from study.pipeline.config import PipelineConfig
 from study.pipeline.plan import StudyPlan, gan_complete, synthetic_complete
 
@@ -42,9 +43,46 @@ def pipeline_steps(plan: StudyPlan) -> list[Step]:
     steps += [classifier_step(plan, seed) for seed in seeds]
     steps += [gan_step(plan), synthesize_step(plan)]
     steps += [augmented_step(plan, seed) for seed in seeds]
+    extra = [arm for arm in plan.cfg.arms if arm not in DEFAULT_ARMS]
+    steps += [arm_step(plan, arm, seed) for arm in extra for seed in seeds]
     if plan.cfg.cas:
         steps.append(cas_step(plan))
-    return [*steps, compare_step(plan)]
+    return [*steps, compare_step(plan), arms_step(plan)]
+
+
+def arm_step(plan: StudyPlan, arm: str, seed: int) -> Step:
+    """One arm's recipe of the best architecture at one seed, trained and evaluated."""
+
+    def done() -> bool:
+        from core.evaldir import evaluation_current
+        from core.rundir import training_complete
+
+        cfg = plan.arm_config(seed, arm)
+        run_dir = plan.runs / cfg.name
+        return training_complete(run_dir, cfg.epochs) and evaluation_current(run_dir)
+
+    return Step(
+        f"arm {arm} seed {seed}", done, lambda: _train_and_evaluate(plan.arm_config(seed, arm))
+    )
+
+
+def arms_step(plan: StudyPlan) -> Step:
+    """Every arm against real only (pooled over seeds, Holm across arms): arms.json / arms.md in
+    the report folder (always re-made: cheap, and it must show the latest runs)."""
+
+    def run() -> dict[str, Any]:
+        from study.compare.runs import load_run
+        from study.pipeline.arms import arm_table, write_arm_table
+
+        runs = {
+            arm: [load_run(plan.runs / plan.arm_run(s, arm)) for s in range(plan.cfg.seeds)]
+            for arm in plan.cfg.arms
+        }
+        table = arm_table(runs)
+        write_arm_table(table, plan.report_dir)
+        return table
+
+    return Step("arms", never_done, run)
 
 
 def data_step(plan: StudyPlan) -> Step:

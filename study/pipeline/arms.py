@@ -1,0 +1,199 @@
+"""The study's arms: named training recipes of the best architecture, each set against ``real``.
+
+An arm is ``real`` plus ``+``-joined parts: ``gan`` (the study's synthetic set, as the augmented run
+uses it) and classical augmentations of ``--augment`` (``trivialaugment``, ``randaugment``,
+``autoaugment``, ``mixup``, ``cutmix``; Müller & Hutter 2021, Cubuk et al. 2019/2020, Zhang et al.
+2018, Yun et al. 2019), e.g. ``real+trivialaugment`` or ``real+gan+mixup``. Every arm trains the
+seed's baseline config (same architecture, seed, hyper-parameters, epochs and optimizer steps;
+the crop and flip of the baseline kept), changing only what its name says. ``real`` is the
+baseline itself and ``real+gan`` is the augmented run, so a study with the default arms is the
+study as before.
+
+The table (:func:`arm_table`) compares each arm with ``real`` (Dietterich 1998 for the paired
+tests): per seed the paired bootstrap interval of the accuracy delta and McNemar's exact test;
+pooled over seeds a paired bootstrap that resamples test images (the same draw for every seed) and
+averages the seeds' deltas, its interval and a two-sided bootstrap p-value (twice the smaller tail
+mass beyond 0); Holm's step-down adjustment of those p-values across arms (Holm 1979). The verdict
+names the arm with the highest mean test accuracy and says whether its pooled interval excludes 0.
+Choices are never made on these test numbers: the architecture was picked on validation accuracy
+before any arm ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classify.augment_spec import MIXES, POLICIES, parse_augment
+from classify.training.config import TrainConfig
+from core.errors import UserError
+
+REAL, GAN = "real", "gan"
+DEFAULT_ARMS = (REAL, "real+gan")
+CLASSICAL = (*POLICIES, *MIXES)
+USAGE = f"an arm is real, then +gan and/or +{'|+'.join(CLASSICAL)}, e.g. real+gan+trivialaugment"
+
+
+def parse_arm(arm: str) -> tuple[bool, tuple[str, ...]]:
+    """``(uses the GAN's images, classical parts)``; a one-line error for a malformed arm."""
+    head, *parts = [p.strip() for p in arm.split("+")]
+    unknown = [p for p in parts if p != GAN and p not in CLASSICAL]
+    if head != REAL or unknown or len(set(parts)) != len(parts):
+        raise UserError(f"--arms: {arm!r} is not an arm; {USAGE}")
+    classical = tuple(p for p in parts if p != GAN)
+    if classical:
+        parse_augment(",".join(classical))  # e.g. two policies: refused with the reason
+    return GAN in parts, classical
+
+
+def parse_arms(text: str | Sequence[str]) -> tuple[str, ...]:
+    """The arms of ``--arms`` (``real`` first, always there), each validated."""
+    names = [a.strip() for a in (text.split(",") if isinstance(text, str) else text) if a.strip()]
+    for arm in names:
+        parse_arm(arm)
+    if REAL not in names:
+        raise UserError(f"--arms {','.join(names)}: must include real (the arm the others face)")
+    if len(set(names)) != len(names):
+        raise UserError(f"--arms {','.join(names)}: an arm is named twice")
+    return (REAL, *[a for a in names if a != REAL])
+
+
+def arm_suffix(arm: str, gan_suffix: str) -> str:
+    """The run-name suffix of an arm after the baseline's name (``real+gan``: the augmented run's
+    ``-aug``; ``real+gan+mixup``: ``-aug-mixup``; ``real+trivialaugment``: ``-trivialaugment``)."""
+    gan, classical = parse_arm(arm)
+    return (gan_suffix if gan else "") + "".join(f"-{p}" for p in classical)
+
+
+def arm_config(
+    baseline: TrainConfig, augmented: TrainConfig | None, arm: str, name: str
+) -> TrainConfig:
+    """The arm's training config: the augmented run's (GAN arms) or the baseline's, with the arm's
+    classical augmentations added to the baseline's crop."""
+    gan, classical = parse_arm(arm)
+    if gan and augmented is None:
+        raise UserError(f"--arms {arm}: needs the synthetic set (the GAN steps)")
+    base = augmented if gan and augmented is not None else baseline
+    if not classical:
+        return replace(base, name=name)
+    crop = parse_augment(baseline.augment).crop
+    return replace(base, name=name, augment=",".join((crop, *classical)))
+
+
+def arm_table(
+    runs: dict[str, list[Any]], *, resamples: int = 10_000, seed: int = 0
+) -> dict[str, Any]:
+    """Each arm against ``real``; ``runs``: arm -> the seeds' :class:`RunResult` (same order)."""
+    from study.compare.numbers import holm_adjust
+    from study.compare.runs import align, check_pairable, correct
+    from study.stats import bootstrap_delta, mcnemar_exact, mean_std
+
+    real = runs[REAL]
+    reference = real[0]
+    rows: dict[str, Any] = {}
+    for arm, arm_runs in runs.items():
+        for run in arm_runs:
+            check_pairable(reference, run)
+        accuracy = [
+            float(correct(align(reference.predictions, r.predictions)).mean()) for r in arm_runs
+        ]
+        mean, std = mean_std(accuracy)
+        rows[arm] = {
+            "runs": [r.name for r in arm_runs],
+            "accuracy": accuracy,
+            "mean": mean,
+            "std": std,
+        }
+        if arm == REAL:
+            continue
+        pairs = list(zip(real, arm_runs, strict=False))
+        a = np.stack([correct(align(reference.predictions, x.predictions)) for x, _ in pairs])
+        b = np.stack([correct(align(reference.predictions, y.predictions)) for _, y in pairs])
+        rows[arm]["per_seed"] = [
+            {
+                "delta": bootstrap_delta(a[i], b[i], resamples=resamples, seed=seed).to_dict(),
+                "mcnemar": mcnemar_exact(a[i], b[i]).to_dict(),
+            }
+            for i in range(len(pairs))
+        ]
+        rows[arm]["pooled"] = pooled_bootstrap(a, b, resamples=resamples, seed=seed)
+    others = [arm for arm in runs if arm != REAL]
+    for arm, p in zip(
+        others, holm_adjust([rows[a]["pooled"]["p_value"] for a in others]), strict=True
+    ):
+        rows[arm]["pooled"]["p_holm"] = p
+    return {
+        "arms": rows,
+        "n_test": int(reference.predictions.true.size),
+        "verdict": arm_verdict(rows),
+    }
+
+
+def pooled_bootstrap(
+    a: np.ndarray, b: np.ndarray, *, resamples: int = 10_000, seed: int = 0, chunk: int = 500
+) -> dict[str, float]:
+    """Paired bootstrap over seeds: ``a``, ``b`` are seeds x images correctness; each resample
+    draws test images once (with replacement) for every seed and averages the seeds' deltas."""
+    diff = b.astype(np.int8) - a.astype(np.int8)
+    n = diff.shape[1]
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(resamples)
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
+        deltas[start : start + len(idx)] = diff[:, idx].mean(axis=(0, 2))
+    low, high = np.quantile(deltas, [0.025, 0.975])
+    tail = min(float((deltas <= 0).mean()), float((deltas >= 0).mean()))
+    return {
+        "delta": float(diff.mean()),
+        "low": float(low),
+        "high": float(high),
+        "p_value": min(1.0, 2 * tail),
+        "seeds": int(diff.shape[0]),
+        "resamples": resamples,
+    }
+
+
+def arm_verdict(rows: dict[str, Any]) -> str:
+    best = max(rows, key=lambda arm: rows[arm]["mean"])
+    if best == REAL:
+        return f"No arm beats real only on mean test accuracy ({100 * rows[REAL]['mean']:.2f}%)."
+    pooled = rows[best]["pooled"]
+    delta, low, high = (100 * pooled[k] for k in ("delta", "low", "high"))
+    where = "above 0" if low > 0 else ("below 0" if high < 0 else "includes 0")
+    return (
+        f"Best arm by mean test accuracy: {best} ({100 * rows[best]['mean']:.2f}% vs "
+        f"{100 * rows[REAL]['mean']:.2f}% for real only), {delta:+.2f} points, pooled 95% CI "
+        f"{low:+.2f} to {high:+.2f} ({where}), Holm-adjusted p = {pooled['p_holm']:.3g}."
+    )
+
+
+def arm_markdown(table: dict[str, Any]) -> str:
+    """The table as Markdown, one row per arm."""
+    lines = [
+        "| arm | test acc % (mean ± sd) | Δ vs real, pooled (95% CI) | p (Holm) | McNemar p per seed |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for arm, row in table["arms"].items():
+        cells = [arm, f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"]
+        if arm == REAL:
+            cells += ["", "", ""]
+        else:
+            p = row["pooled"]
+            cells += [
+                f"{100 * p['delta']:+.2f} ({100 * p['low']:+.2f} to {100 * p['high']:+.2f})",
+                f"{p['p_holm']:.3g}",
+                ", ".join(f"{s['mcnemar']['p_value']:.3g}" for s in row["per_seed"]),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", table["verdict"], ""])
+
+
+def write_arm_table(table: dict[str, Any], out: Path) -> None:
+    from core.io import atomic_write_text, write_json
+
+    write_json(out / "arms.json", table)
+    atomic_write_text(out / "arms.md", arm_markdown(table))
