@@ -15,6 +15,8 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.setup-done
 DATA ?= data/footwear
 PRESET ?= quick
+# The demo's arms: real only, a classical control, the GAN set, and both (study/pipeline/arms.py).
+ARMS ?= real,real+gan,real+trivialaugment,real+gan+trivialaugment
 
 .PHONY: setup fashion-mnist data demo test lint format bench clean
 
@@ -35,7 +37,7 @@ data: setup fashion-mnist
 	$(PY) cli.py data footwear --out $(DATA)
 
 demo: data
-	$(PY) cli.py pipeline --data $(DATA) --preset $(PRESET)
+	$(PY) cli.py pipeline --data $(DATA) --preset $(PRESET) --arms $(ARMS)
 
 # The footwear tests skip (with a reason) when the IDX files cannot be had; everything else runs.
 test: setup

@@ -300,6 +300,13 @@ def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
         assert pooled["low"] <= pooled["delta"] <= pooled["high"]
         assert pooled["p_value"] <= pooled["p_holm"] <= 1 and pooled["seeds"] == 2
     assert table["verdict"] in (report_dir / "arms.md").read_text()
+    # ...and the same table in the study's report (Markdown, HTML, JSON).
+    md, page = (report_dir / "report.md").read_text(), (report_dir / "report.html").read_text()
+    assert "Arms: every recipe against real only" in md and table["verdict"] in md
+    assert (
+        "real+gan+mixup" in page
+        and json.loads((report_dir / "report.json").read_text())["arms"] == table
+    )
     assert "arms verdict" in result.output
     # A re-run skips every finished arm; an unknown arm is a one-line error.
     again = CliRunner().invoke(app, args)

@@ -171,12 +171,13 @@ def arm_verdict(rows: dict[str, Any]) -> str:
     )
 
 
-def arm_markdown(table: dict[str, Any]) -> str:
-    """The table as Markdown, one row per arm."""
-    lines = [
-        "| arm | test acc % (mean ± sd) | Δ vs real, pooled (95% CI) | p (Holm) | McNemar p per seed |",
-        "|---|---:|---:|---:|---|",
-    ]
+ARM_HEADERS = ["arm", "test acc % (mean ± sd)", "Δ vs real, pooled (95% CI)", "p (Holm)",
+               "McNemar p per seed"]  # fmt: skip
+
+
+def arm_rows(table: dict[str, Any]) -> list[list[str]]:
+    """One row of cells per arm (``real`` first, its comparison cells empty)."""
+    rows = []
     for arm, row in table["arms"].items():
         cells = [arm, f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"]
         if arm == REAL:
@@ -188,12 +189,25 @@ def arm_markdown(table: dict[str, Any]) -> str:
                 f"{p['p_holm']:.3g}",
                 ", ".join(f"{s['mcnemar']['p_value']:.3g}" for s in row["per_seed"]),
             ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    return rows
+
+
+def arm_markdown(table: dict[str, Any]) -> str:
+    """The table as Markdown, then the verdict."""
+    lines = ["| " + " | ".join(ARM_HEADERS) + " |", "|---|---:|---:|---:|---|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in arm_rows(table)]
     return "\n".join([*lines, "", table["verdict"], ""])
 
 
 def write_arm_table(table: dict[str, Any], out: Path) -> None:
-    from core.io import atomic_write_text, write_json
+    """arms.json and arms.md into the report folder ``out``, and the table into its report
+    (report.json, .md and .html re-rendered with an "Arms" section)."""
+    from core.io import atomic_write_text, read_json, write_json
+    from study.compare.job import write_report
 
     write_json(out / "arms.json", table)
     atomic_write_text(out / "arms.md", arm_markdown(table))
+    report = read_json(out / "report.json")
+    report["arms"] = table
+    write_report(out, report)

@@ -131,6 +131,7 @@ def build_blocks(report: dict[str, Any]) -> list[Block]:
     ]
     if len(report["runs"]["A"]) > 1 or len(report["runs"]["B"]) > 1:
         blocks += seeds_blocks(report)
+    blocks += arms_blocks(report)
     blocks += [Heading("Per class"), per_class_table(first)]
     if "curves" in figures:
         blocks += [
@@ -152,6 +153,28 @@ def build_blocks(report: dict[str, Any]) -> list[Block]:
     blocks += synthetic_blocks(report)
     blocks += [Heading("Runs"), runs_table(report), Heading("Method"), method_notes(report)]
     return blocks
+
+
+ARMS_CAPTION = (
+    "Every arm is the best architecture trained with the baseline's seed, hyper-parameters and "
+    "optimizer steps, changing only what its name says. Δ pooled: a paired bootstrap over test "
+    "images (the same draw for every seed) of the seeds' mean delta; p: its two-sided bootstrap "
+    "p-value, Holm-adjusted across arms; McNemar's exact test per seed beside it."
+)
+
+
+def arms_blocks(report: dict[str, Any]) -> list[Block]:
+    """The pipeline's arms table (added by its "arms" step; absent from a plain compare)."""
+    table = report.get("arms")
+    if not table:
+        return []
+    from study.pipeline.arms import ARM_HEADERS, arm_rows
+
+    return [
+        Heading("Arms: every recipe against real only"),
+        Table(ARM_HEADERS, arm_rows(table), ARMS_CAPTION, [False, True, True, True, False]),
+        Para(table["verdict"], "note"),
+    ]
 
 
 def report_title(report: dict[str, Any]) -> str:
