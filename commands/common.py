@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from rich.markup import escape
 
+from core.distributed import SharedError, is_main
 from core.errors import UserError
 from core.progress import err_console
 
@@ -18,7 +20,8 @@ T = TypeVar("T")
 
 def user_errors(func: F) -> F:
     """Turn :class:`UserError` into ``error: <message>`` on stderr and exit code 2; warnings are
-    printed as one yellow line each."""
+    printed as one yellow line each. In a multi-process run the ranks other than 0 print only
+    their own errors (no warnings, not rank 0's refusals that they share)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -27,13 +30,16 @@ def user_errors(func: F) -> F:
             try:
                 return func(*args, **kwargs)
             except UserError as exc:
-                err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+                if not isinstance(exc, SharedError) or is_main():
+                    err_console.print(
+                        f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
+                    )
                 raise typer.Exit(2) from None
             finally:
-                for item in caught:
+                for item in caught if is_main() else ():
                     if issubclass(item.category, UserWarning):
                         err_console.print(
-                            f"[yellow]warning:[/yellow] {item.message}",
+                            f"[yellow]warning:[/yellow] {escape(str(item.message))}",
                             highlight=False,
                             soft_wrap=True,
                         )
@@ -48,9 +54,12 @@ def exit_on_interrupt(job: Callable[[], T], hint: str | None = None) -> T:
     try:
         return job()
     except RunInterrupted as stop:
-        err_console.print(f"[yellow]{stop.message}[/yellow]", highlight=False, soft_wrap=True)
-        if hint:
-            err_console.print(hint, highlight=False)
+        if is_main():  # rank 0 speaks for all the processes of a run
+            err_console.print(
+                f"[yellow]{escape(stop.message)}[/yellow]", highlight=False, soft_wrap=True
+            )
+            if hint:
+                err_console.print(hint, highlight=False)
         raise typer.Exit(130) from None
 
 

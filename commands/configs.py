@@ -64,15 +64,25 @@ def config_of(cls: type[C], ctx: typer.Context, **fixed: Any) -> C:
     return cls(**{**config_values(cls, ctx.params), **fixed})
 
 
-def run_training(job: Callable[..., R], cls: type, presets: Presets, ctx: typer.Context) -> R:
-    """Run a training command: ``job(cfg, resume=, overwrite=, progress=)`` where ``cfg`` is, with
-    ``--resume``, the run's saved configuration with the options given on top (the trainer refuses
-    changes to what may not change), otherwise ``--preset`` (or the defaults) with the options
-    given. Ctrl-C ends it with the trainer's message and exit code 130."""
+def run_training(
+    job: Callable[..., R], cls: type, presets: Presets, ctx: typer.Context
+) -> R | None:
+    """Run a training command: ``job(cfg, resume=, overwrite=, progress=, dist=)`` where ``cfg``
+    is, with ``--resume``, the run's saved configuration with the options given on top (the
+    trainer refuses changes to what may not change), otherwise ``--preset`` (or the defaults) with
+    the options given; ``dist`` the multi-process options (:class:`core.distributed.DistConfig`).
+    Ctrl-C ends it with the trainer's message and exit code 130. With ``--nproc N`` > 1 the
+    command is started N times through torch.distributed.run instead, and None returned (rank 0
+    of those printed the result)."""
     from dataclasses import replace
 
     from commands.common import exit_on_interrupt
+    from commands.launch import launch_workers
+    from core.distributed import DistConfig
 
+    dist = config_of(DistConfig, ctx).validate()
+    if launch_workers(ctx, dist.nproc):
+        return None
     p = ctx.params
     if p["resume"]:
         from core.resume import saved_config
@@ -85,4 +95,4 @@ def run_training(job: Callable[..., R], cls: type, presets: Presets, ctx: typer.
     else:
         cfg = config_from(cls, ctx, presets=presets, preset=p["preset"])
     flags = {k: p[k] for k in ("resume", "overwrite", "progress")}
-    return exit_on_interrupt(lambda: job(cfg, **flags))
+    return exit_on_interrupt(lambda: job(cfg, **flags, dist=dist))

@@ -24,23 +24,28 @@ from commands.options import (
     BatchSize,
     Data,
     Device,
+    DistTimeout,
     FeatureExtractor,
     Name,
+    Nproc,
     Overwrite,
     Progress,
     ResizeMode,
     Resume,
     RunsDir,
     Strict,
+    SyncBn,
     TrainSeed,
     Workers,
     choice,
     comma_list,
     preset_help,
 )
+from core.distributed import DistConfig, is_main
 from core.progress import console
 
 _G = GanConfig()
+_DIST = DistConfig()
 _S = SynthConfig(gan="")
 _POLICY_HELP = f'DiffAugment policy from {",".join(POLICY_PARTS)}; "" disables.'
 
@@ -165,15 +170,22 @@ def gan_train_command(
     resume: Resume = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
+    nproc: Nproc = _DIST.nproc,
+    sync_bn: SyncBn = _DIST.sync_bn,
+    dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
     """Train the class-conditional DCGAN (or --per-class-models) on DATA/train (only that split
     is read) into RUNS_DIR/NAME/: config.json, history.jsonl, samples/iter_*.png, last.pt and
     best.pt (best mean per-class FID). Ctrl-C saves last.pt; --resume continues exactly (only
-    --iterations, --eval-every, --log-every, --device, --workers and --data may change)."""
+    --iterations, --eval-every, --log-every, --device, --workers and --data may change).
+    Several processes (torchrun, or --nproc N): --batch-size is the global batch, D and G are
+    DistributedDataParallel, each process draws its own seeded noise and augmentation."""
     prefer_passive_openmp()
     from augment.gan.trainer import train_gan
 
     result = run_training(train_gan, GanConfig, GAN_PRESETS, ctx)
+    if result is None or not is_main():  # --nproc: rank 0 of the workers printed it
+        return
     best = (
         f"best mean FID {result.best_fid:.1f} at iteration {result.best_iteration}"
         if result.best_fid is not None

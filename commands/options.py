@@ -139,7 +139,14 @@ Epochs = Annotated[
     int | None,
     typer.Option("--epochs", help="Epochs to train (with --resume: may be raised to extend)."),
 ]
-BatchSize = Annotated[int, typer.Option("--batch-size", help="Images per training step.")]
+BatchSize = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        help="Images per training step (with several processes: the global batch, split evenly "
+        "among them).",
+    ),
+]
 LearningRate = Annotated[
     float | None,
     typer.Option(
@@ -222,6 +229,34 @@ SyntheticRatio = Annotated[
     typer.Option(
         "--synthetic-ratio",
         help="Synthetic images per real training image of each class (default: all).",
+    ),
+]
+
+# --- several processes (fields of core.distributed.DistConfig) ------------------------------------
+
+Nproc = Annotated[
+    int,
+    typer.Option(
+        "--nproc",
+        help="Train with N processes on this machine (started through torch.distributed.run, "
+        "like `torchrun --standalone --nproc-per-node N`); leave at 1 under torchrun.",
+    ),
+]
+SyncBn = Annotated[
+    bool,
+    typer.Option(
+        "--sync-bn/--local-bn",
+        help="With several processes: BatchNorm statistics over the global batch (SyncBatchNorm) "
+        "or each process's share.",
+    ),
+]
+DistTimeout = Annotated[
+    float,
+    typer.Option(
+        "--dist-timeout",
+        envvar="SHOEGAN_DIST_TIMEOUT",
+        help="With several processes: seconds a process waits for the others before the run "
+        "stops with an error (a process died or hangs).",
     ),
 ]
 

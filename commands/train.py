@@ -18,11 +18,13 @@ from commands.options import (
     ClassifierPreset,
     Data,
     Device,
+    DistTimeout,
     Epochs,
     ImageSize,
     LearningRate,
     Model,
     Name,
+    Nproc,
     Optimizer,
     Overwrite,
     PatchSize,
@@ -32,6 +34,7 @@ from commands.options import (
     RunsDir,
     Scheduler,
     Strict,
+    SyncBn,
     SyntheticRatio,
     TrainSeed,
     ValFraction,
@@ -43,9 +46,11 @@ from commands.options import (
     choice,
     comma_list,
 )
+from core.distributed import DistConfig, is_main
 from core.progress import console
 
 _D = TrainConfig()
+_DIST = DistConfig()
 
 
 def train_command(
@@ -118,6 +123,9 @@ def train_command(
     resume: Resume = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
+    nproc: Nproc = _DIST.nproc,
+    sync_bn: SyncBn = _DIST.sync_bn,
+    dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
     """Train a classifier on a folder-per-class dataset into RUNS_DIR/NAME/ (config.json,
     history.jsonl, last.pt, best.pt by validation accuracy). Ctrl-C saves and tells how to resume.
@@ -125,10 +133,15 @@ def train_command(
     --resume continues with the run's saved settings and refuses options that differ from them,
     except --data, --device, --workers and --epochs (raise it to extend the run; the learning-rate
     schedule is then recomputed over the new total).
+
+    Several processes: `torchrun --nproc-per-node N cli.py train ...` (or --nproc N); --batch-size
+    is then the global batch, and a run resumes on any number of processes.
     """
     from classify.training.trainer import train
 
     result = run_training(train, TrainConfig, CLASSIFIER_PRESETS, ctx)
+    if result is None or not is_main():  # --nproc: rank 0 of the workers printed it
+        return
     best = (
         f"best val acc {result.best_val_acc:.2%} (epoch {result.best_epoch})"
         if result.best_val_acc is not None

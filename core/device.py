@@ -2,6 +2,9 @@
 
 CUDA gets AMP (bf16 where supported, else fp16 with a gradient scaler) and channels_last; the CPU runs
 fp32 (bf16 autocast is 10-56x slower on the CPUs we measured) with intra-op threads set to the cores.
+Started by torchrun with several processes, each rank takes ``cuda:LOCAL_RANK`` for ``auto`` or
+``cuda`` (:func:`rank_device`), and :func:`setup_device` joins the process group
+(:func:`core.distributed.start`); with one process nothing of that happens.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
+from core.distributed import TIMEOUT_S, launched_world_size, local_rank, start
 from core.errors import UserError
 from core.names import DEVICES
 
@@ -19,14 +23,33 @@ from core.names import DEVICES
 def resolve_device(name: str = "auto") -> torch.device:
     """Map ``auto|cpu|cuda[:N]`` to a device, with a clear error when CUDA is asked for but absent."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return rank_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is visible; use --device cpu or auto")
-        return torch.device(name)
+        return rank_device(torch.device(name))
     if name == "cpu":
         return torch.device("cpu")
     raise UserError(f"--device {name!r}: choose one of {', '.join(DEVICES)}")
+
+
+def rank_device(device: torch.device) -> torch.device:
+    """``device`` itself in one process; under torchrun with several processes each rank's own
+    GPU, ``cuda:LOCAL_RANK`` (a fixed ``cuda:N`` would put every rank on one GPU: refused)."""
+    if device.type != "cuda" or launched_world_size() <= 1:
+        return device
+    if device.index is not None:
+        raise UserError(
+            f"--device {device}: with several processes each rank uses cuda:LOCAL_RANK; pass "
+            "--device cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES"
+        )
+    index = local_rank()
+    if index >= torch.cuda.device_count():
+        raise UserError(
+            f"LOCAL_RANK {index}: only {torch.cuda.device_count()} GPU(s) visible; start at "
+            "most that many processes per node (--nproc-per-node)"
+        )
+    return torch.device("cuda", index)
 
 
 def configure_cpu_threads() -> int:
@@ -41,14 +64,19 @@ def configure_cpu_threads() -> int:
     return torch.get_num_threads()
 
 
-def setup_device(name: str = "auto", *, cudnn_benchmark: bool = False) -> torch.device:
-    """Resolve ``name`` and prepare the device for a job: every core on the CPU; on CUDA,
-    ``cudnn_benchmark`` lets cuDNN pick its fastest kernels (worth it for fixed input shapes)."""
+def setup_device(
+    name: str = "auto", *, cudnn_benchmark: bool = False, timeout: float = TIMEOUT_S
+) -> torch.device:
+    """Resolve ``name`` and prepare the device for a job: every core on the CPU (torchrun gives
+    each of several ranks one thread, through OMP_NUM_THREADS); on CUDA, ``cudnn_benchmark`` lets
+    cuDNN pick its fastest kernels (worth it for fixed input shapes). Under torchrun with several
+    processes, also join the process group (collectives time out after ``timeout`` seconds)."""
     device = resolve_device(name)
     if device.type == "cpu":
         configure_cpu_threads()
     elif cudnn_benchmark:
         torch.backends.cudnn.benchmark = True
+    start(device, timeout)
     return device
 
 

@@ -1,7 +1,8 @@
 """Progress displays: the Rich consoles, a generic progress bar, and what a training run shows while
 it runs: :class:`TrainDisplay` for a classifier (the whole run, the current epoch, one line per
 epoch), :class:`GanDisplay` for a GAN (its iterations), both built on :class:`BarDisplay`. The
-only library module that uses Rich."""
+only library module that uses Rich. In a multi-process run only rank 0 shows anything
+(:func:`core.distributed.is_main`); the other ranks' displays are off."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console()
-err_console = Console(stderr=True)
+from core.distributed import is_main
+
+console = Console(quiet=not is_main())  # under torchrun the other ranks print no results
+err_console = Console(stderr=True)  # errors from every rank
 
 
 def make_progress(*extra_columns: Any, transient: bool = False) -> Progress:
@@ -44,7 +47,7 @@ class BarDisplay:
     then training), secondary bars, notices; shows nothing when not ``enabled``."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+        self.enabled = enabled and is_main()  # rank 0 alone shows progress
         self.progress: Progress | None = None
 
     def __enter__(self) -> BarDisplay:

@@ -12,6 +12,8 @@ goes through :class:`RunDir`:
 3. :meth:`RunDir.truncate_history` on resume (drop lines newer than the checkpoint),
    :meth:`RunDir.write_config`, :meth:`RunDir.append_history`, :meth:`RunDir.save`;
 4. :meth:`RunDir.stop_report` after Ctrl-C: what ``last.pt`` holds and how to continue.
+:meth:`RunDir.lock` keeps a second job off a run in use (:mod:`core.runlock`). With several
+processes only rank 0 writes: the writing methods do nothing on the others (``is_main``).
 
 Readers of finished runs use the functions below the class (:func:`resolve_run_dir`,
 :func:`checkpoint_path`, :func:`training_complete`, ...); whether ``eval/`` is current is
@@ -26,11 +28,12 @@ import datetime
 import hashlib
 import importlib.metadata
 import platform
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import runlock
+from core.distributed import is_main
 from core.errors import UserError
 from core.io import (
     append_jsonl,
@@ -157,7 +160,15 @@ class RunDir:
         return self.path / CHECKPOINT_FILES["best"]
 
     def taken(self) -> bool:
-        return self.path.exists() and any(self.path.iterdir())
+        """The folder holds something (its lock file aside)."""
+        return self.path.exists() and any(p.name != runlock.LOCK_NAME for p in self.path.iterdir())
+
+    def lock(self, world_size: int = 1) -> None:
+        """Take the run's lock (:mod:`core.runlock`); :meth:`unlock` drops it."""
+        runlock.acquire(self.path, world_size)
+
+    def unlock(self) -> None:
+        runlock.release(self.path)
 
     # -- before anything is written ----------------------------------------------------------------
     def check(self, *, resume: bool, overwrite: bool) -> None:
@@ -193,16 +204,18 @@ class RunDir:
         """Once the data has loaded: refuse a folder inside the scanned dataset root, then create
         the folder (deleting an existing run first with ``overwrite``); a resume keeps it."""
         self.refuse_inside(dataset_root)
-        if resume:
+        if resume or not is_main():
             return
         self.check(resume=False, overwrite=overwrite)
         if self.taken():
-            shutil.rmtree(self.path)
+            runlock.clear(self.path)  # everything but the lock this job holds
         self.path.mkdir(parents=True, exist_ok=True)
 
     # -- while training --------------------------------------------------------------------------
     def write_config(self, content: dict[str, Any], *, resume: bool) -> None:
         """``config.json`` = ``content`` :func:`stamped` (a resume keeps the creation time)."""
+        if not is_main():
+            return
         previous = read_json(self.config_path) if resume and self.config_path.is_file() else None
         write_json(self.config_path, stamped(content, previous))
 
@@ -210,17 +223,26 @@ class RunDir:
         return read_jsonl(self.history_path)
 
     def append_history(self, record: dict[str, Any]) -> None:
-        append_jsonl(self.history_path, record)
+        if is_main():
+            append_jsonl(self.history_path, record)
 
     def truncate_history(self, step: int, key: str) -> None:
         """On resume: drop history lines written after the checkpoint (``record[key] > step``)."""
-        write_jsonl(self.history_path, [r for r in self.history() if r[key] <= step])
+        if is_main():
+            write_jsonl(self.history_path, [r for r in self.history() if r[key] <= step])
 
     def save(self, state: dict[str, Any], *which: str) -> None:
         """Write checkpoint ``state`` atomically to each of ``which`` (``"last"``, ``"best"``)."""
+        if not is_main():
+            return
         payload = checkpoint_bytes(state)
         for name in which:
             atomic_write_bytes(self.path / CHECKPOINT_FILES[name], payload)
+
+    def write_file(self, relative: str | Path, data: bytes) -> None:
+        """Write ``data`` atomically to ``relative`` inside the run folder (e.g. a sample grid)."""
+        if is_main():
+            atomic_write_bytes(self.path / relative, data)
 
     # -- after Ctrl-C ----------------------------------------------------------------------------
     def resume_command(self, command: str) -> str:

@@ -2,6 +2,11 @@
 
 Folder and list sources are cached by the files' contents plus the extractor's name (see
 :mod:`augment.fid.cache`); tensors (e.g. fresh GAN samples) are not, since they rarely repeat.
+
+In a multi-process run (:mod:`core.distributed`) every rank calls :func:`features_of` with the same
+source: rank 0 alone reads and writes the cache and tells the others whether it hit; otherwise the
+batches are dealt to the ranks (each decodes and runs only its own) and the features gathered back
+in order, so every rank returns the one-process array.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import torch
 from augment.fid.cache import FeatureCache, feature_key
 from augment.fid.extractor import Extractor
 from augment.fid.sources import FeatureSource, check_image_tensor, decode_rgb, source_paths
+from core.distributed import is_main, on_main, rank, world_size
 from core.errors import UserError
+from core.ranks import gather_objects, map_sharded
 
 Progress = Callable[[int], None]
 PIXEL_BUDGET = 64 * 512 * 512  # input pixels per extractor call: bounds memory on large photos
@@ -39,17 +46,28 @@ def features_of(
     paths = source_paths(source)
     assert paths is not None
     store = FeatureCache() if cache else None
-    key = feature_key(paths, extractor.name) if store is not None else ""
-    if store is not None:
-        hit = store.get(key)
-        if hit is not None and hit.shape == (len(paths), extractor.dim):
-            if progress:
-                progress(len(paths))
-            return hit.copy()
+    key, hit = on_main(lambda: _lookup(store, paths, extractor))  # rank 0's cache decides
+    if hit is not None:
+        if progress:
+            progress(len(paths))
+        return hit.copy()
     features = _file_features(paths, extractor, batch_size, progress)
-    if store is not None:
+    if store is not None and is_main():
         store.put(key, features)
     return features.copy()
+
+
+def _lookup(
+    store: FeatureCache | None, paths: Sequence[Path], extractor: Extractor
+) -> tuple[str, np.ndarray | None]:
+    """The cache key of ``paths`` and the cached features (None on a miss or without a cache)."""
+    if store is None:
+        return "", None
+    key = feature_key(paths, extractor.name)
+    hit = store.get(key)
+    if hit is not None and hit.shape == (len(paths), extractor.dim):
+        return key, hit
+    return key, None
 
 
 def _tensor_features(
@@ -57,11 +75,17 @@ def _tensor_features(
 ) -> np.ndarray:
     out = np.empty((images.shape[0], extractor.dim), dtype=np.float32)
     step = _batch_for(images.shape[-2], images.shape[-1], batch_size)
-    for start in range(0, images.shape[0], step):
+
+    def batch_features(start: int) -> np.ndarray:
         batch = images[start : start + step]
-        out[start : start + len(batch)] = _run(extractor, batch)
+        features = _run(extractor, batch)
         if progress:
             progress(len(batch))
+        return features
+
+    starts = range(0, images.shape[0], step)
+    for start, features in zip(starts, map_sharded(starts, batch_features), strict=True):
+        out[start : start + len(features)] = features
     return out
 
 
@@ -72,11 +96,17 @@ def _file_features(
     chunks = [
         list(range(i, min(i + batch_size, len(paths)))) for i in range(0, len(paths), batch_size)
     ]
-    decoded = _prefetch(chunks, lambda chunk: [decode_rgb(paths[i]) for i in chunk])
-    for chunk, images in zip(chunks, decoded, strict=True):
-        out[chunk] = _mixed_size_features(images, extractor, batch_size)
+    world = world_size()
+    mine = chunks[rank() :: world]  # every chunk in one process
+    decoded = _prefetch(mine, lambda chunk: [decode_rgb(paths[i]) for i in chunk])
+    results = []
+    for chunk, images in zip(mine, decoded, strict=True):
+        results.append(_mixed_size_features(images, extractor, batch_size))
         if progress:
             progress(len(chunk))
+    for r, part in enumerate(gather_objects(results)):  # chunk r + j * world came from rank r
+        for j, features in enumerate(part):
+            out[chunks[r + j * world]] = features
     return out
 
 

@@ -12,7 +12,9 @@ and ``kimg`` 500 (p can go from 0 to 1 in 500k images, about 2% of its multi-mil
 Our runs are some 100x shorter (the quick preset shows D 96k images in all), so 500k images
 would leave p below 0.2 for the whole run. The default here is ``kimg`` 20: p can cross [0, 1] in
 20k images (625 iterations at batch 32), a fifth of a quick run, so it can follow D through the
-run; every adjustment then moves p by 0.0064 at batch 32. Like ADA, p starts at 0.
+run; every adjustment then moves p by 0.0064 at batch 32. Like ADA, p starts at 0. With several
+processes the signs are summed over the ranks before each adjustment (as StyleGAN2-ADA does), so
+every rank moves p alike, by the global batch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import math
 from typing import Any
 
 import torch
+
+from core.distributed import is_active
+from core.ranks import all_sum
 
 
 class AdaptiveAugment:
@@ -47,7 +52,10 @@ class AdaptiveAugment:
         clamp it to [0, 1] and start a new interval. Returns whether it adjusted."""
         if self.batches < self.interval:
             return False
-        self.r_t = self.sign_sum / max(1, self.seen)
+        sign_sum, seen = self.sign_sum, self.seen
+        if is_active():  # every rank's signs
+            sign_sum, seen = all_sum([sign_sum, seen])
+        self.r_t = sign_sum / max(1, seen)
         step = math.copysign(self.speed, self.r_t - self.target) if self.r_t != self.target else 0.0
         self.p = min(1.0, max(0.0, self.p + step))
         self.sign_sum, self.seen, self.batches = 0.0, 0, 0

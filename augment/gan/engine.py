@@ -6,6 +6,14 @@ G/D pair (:mod:`augment.gan.step`): the conditional DCGAN is one pair; ``per_cla
 one unconditional pair per class, each on its own class's images. All randomness of a step (batch
 indices, noise, fake labels, augmentations) comes from one CPU ``torch.Generator`` whose state is
 checkpointed, and so are the regularisers' running statistics (LeCam's anchors, ADA's p).
+
+With several processes (:mod:`core.distributed`) every G and D is wrapped in
+DistributedDataParallel, with SyncBatchNorm unless ``sync_bn`` is off (:mod:`core.ddp`); the
+global ``batch_size`` is split evenly; each rank draws from its own generator, seeded from (seed,
+rank) (:func:`core.ranks.rank_generator`), and the checkpoint keeps every rank's state. The
+statistics of an iteration are averaged over the ranks in one all-reduce that also carries the
+Ctrl-C votes; the FID features are computed sharded (:mod:`augment.fid.features`); rank 0 draws
+the grids and writes.
 """
 
 from __future__ import annotations
@@ -32,11 +40,12 @@ from augment.gan.run import Meter, cpu_state, train_record
 from augment.gan.step import GanPair, PairStep, regularizers_for, stat_keys
 from augment.sampling import CHECKPOINT_FORMAT, sample_grid
 from core.data import ImageTensors
+from core.ddp import data_parallel
 from core.device import make_grad_scaler
+from core.distributed import is_active, is_main, rank, world_size
 from core.errors import UserError
-from core.interrupts import InterruptGuard
-from core.io import atomic_write_bytes
 from core.progress import GanDisplay
+from core.ranks import AgreedStop, all_sum, gather_objects, make_guard, rank_generator
 from core.rundir import CONFIG_KEY, RunDir, images_sha256, now, versions
 from core.seeding import rng_state, seed_everything, set_rng_state
 
@@ -51,6 +60,7 @@ class GanTrainer:
         device: torch.device,
         run: RunDir,
         extractor: Any | None,
+        sync_bn: bool = True,
     ) -> None:
         self.cfg, self.data, self.device, self.run = cfg, data, device, run
         self.class_names = list(data.class_names)
@@ -63,8 +73,13 @@ class GanTrainer:
         self.D = build_discriminator(cfg, n_classes).to(device)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.pairs = self._pairs()
-        self.noise = torch.Generator().manual_seed(cfg.seed)  # every random draw of training
-        self.stepper = PairStep(cfg, self.loss, self.noise, device)
+        self.distributed = is_active()
+        for pair in self.pairs:  # the pairs' own modules in one process
+            pair.generator = data_parallel(pair.generator, device, sync_bn=sync_bn)
+            pair.discriminator = data_parallel(pair.discriminator, device, sync_bn=sync_bn)
+        self.noise = rank_generator(cfg.seed)  # every random draw of training (this rank's)
+        batch = cfg.batch_size // world_size()  # this rank's share (check_batch_split: even)
+        self.stepper = PairStep(cfg, self.loss, self.noise, device, batch)
         self.stat_keys = stat_keys(cfg)
         self.iteration = 0
         self.best_fid: float | None = None
@@ -73,7 +88,7 @@ class GanTrainer:
         self.last_eval_iteration = -1
         self.meter = Meter(self.stat_keys)
         self.images_per_second = 0.0  # smoothed, for the progress bar only
-        self.guard = InterruptGuard()
+        self.guard = make_guard()
         self.real_features: list[np.ndarray] | None = None
 
     def _pairs(self) -> list[GanPair]:
@@ -111,6 +126,10 @@ class GanTrainer:
         stats = [self.step(pair) for pair in self.pairs]
         self.iteration += 1
         means = {k: float(np.mean([s[k] for s in stats])) for k in self.stat_keys}
+        if isinstance(self.guard, AgreedStop):  # the ranks' means (equal shares) and Ctrl-C votes
+            *sums, votes = all_sum([*means.values(), self.guard.flag()])
+            means = {k: v / world_size() for k, v in zip(means, sums, strict=True)}
+            self.guard.agree(votes)
         seconds = time.perf_counter() - start
         images = self.cfg.batch_size * len(self.pairs)
         self.meter.add(means, seconds, images)
@@ -143,18 +162,19 @@ class GanTrainer:
         """Sample grid, per-class FID/KID, history line, last.pt and (if better) best.pt."""
         cfg, it = self.cfg, self.iteration
         start = time.perf_counter()
-        grid = sample_grid(
-            self.G_ema,
-            self.class_names,
-            columns=cfg.grid_columns,
-            seed=cfg.seed,
-            device=self.device,
-            title=f"{cfg.name}: iteration {it} (EMA generator)",
-        )
-        buffer = io.BytesIO()
-        grid.save(buffer, format="PNG")
         grid_path = Path("samples") / f"iter_{it:06d}.png"
-        atomic_write_bytes(self.run.path / grid_path, buffer.getvalue())
+        if is_main():  # the grid is rank 0's to draw and write
+            grid = sample_grid(
+                self.G_ema,
+                self.class_names,
+                columns=cfg.grid_columns,
+                seed=cfg.seed,
+                device=self.device,
+                title=f"{cfg.name}: iteration {it} (EMA generator)",
+            )
+            buffer = io.BytesIO()
+            grid.save(buffer, format="PNG")
+            self.run.write_file(grid_path, buffer.getvalue())
         result = None
         if cfg.fid_samples > 0 and self.real_features is not None:
             result = evaluate_generator(
@@ -198,7 +218,8 @@ class GanTrainer:
             ],  # fmt: skip
             "regularizers": [p.regularizer_state() for p in self.pairs],
             "iteration": self.iteration,
-            "noise_generator": self.noise.get_state(),
+            "noise_generator": self.noise.get_state(),  # rank 0's with several processes
+            **self._rank_streams(),
             "rng": rng_state(),
             "meter": self.meter.state_dict(),
             "best_fid": self.best_fid,
@@ -229,9 +250,21 @@ class GanTrainer:
         for pair, regularizers in zip(self.pairs, state.get("regularizers") or [], strict=False):
             pair.load_regularizer_state(regularizers)  # absent from checkpoints before issue 11
         self.iteration = int(state["iteration"])
-        self.noise.set_state(state["noise_generator"])
+        streams = state.get("noise_generators")
+        if not self.distributed:
+            self.noise.set_state(state["noise_generator"])
+        elif streams is not None and len(streams) == world_size():
+            self.noise.set_state(streams[rank()])
+        else:  # another number of processes: fresh seeded streams from where the run stopped
+            self.noise.set_state(rank_generator(self.cfg.seed + self.iteration).get_state())
         set_rng_state(state["rng"])
         self.meter.load_state_dict(state["meter"])
         self.best_fid, self.best_iteration = state["best_fid"], int(state["best_iteration"])
         self.last_eval = state["last_eval"]
         self.last_eval_iteration = int(state["last_eval_iteration"])
+
+    def _rank_streams(self) -> dict[str, Any]:
+        """With several processes, every rank's generator state (a collective: all ranks save)."""
+        if not self.distributed:
+            return {}
+        return {"noise_generators": gather_objects(self.noise.get_state())}

@@ -4,7 +4,8 @@ Real images are scored at the GAN's image size (decoded exactly as for training)
 compared with the distribution it was asked to learn; their features are cached in the user cache
 (keyed by the decoded pixels and the extractor), since InceptionV3 costs ~0.1-0.4 s per image on
 a CPU. The numeric work is :mod:`augment.fid`'s (imported lazily: it pulls in the
-InceptionV3 weights only when FID is asked for).
+InceptionV3 weights only when FID is asked for). With several processes every rank takes part:
+rank 0 reads the cache and tells the others, the features are computed sharded and gathered.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from augment.sampling import class_generator, class_images
+from core.distributed import is_main, on_main
 
 TENSOR_KEY_VERSION = "shoegan-gan-real-tensor/1"  # bump if the key recipe changes
 EVAL_SEED_OFFSET = 7919  # evaluation noise differs from the grid's, and is fixed across evaluations
@@ -68,10 +70,10 @@ def class_features(
         digest.update(str(tuple(members.shape)).encode())
         digest.update(members.numpy().tobytes())
         key = digest.hexdigest()
-        feats = store.get(key) if store is not None else None
+        feats = on_main(lambda k=key: store.get(k) if store is not None else None)  # rank 0's cache
         if feats is None or feats.shape != (len(members), extractor.dim):
             feats = features(members, extractor, progress=progress)
-            if store is not None:
+            if store is not None and is_main():
                 store.put(key, feats)
         elif progress is not None:
             progress(len(members))

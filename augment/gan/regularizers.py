@@ -10,7 +10,8 @@ stylegan2/lecam_loss.py) squares only the part on the wrong side of the anchor,
 ``mean(relu(D(x) - alpha_F)^2) + mean(relu(alpha_R - D(G(z)))^2)``, and so do we. The averages
 follow their StyleGAN2 version: zero-initialised and bias-corrected (``zero_debias=True``), updated
 with the current batch before the term is computed, so there is no warm-up to choose (their BigGAN
-version starts at 1000 and waits 1000 iterations instead).
+version starts at 1000 and waits 1000 iterations instead). With several processes the batch means
+are averaged over the ranks first, so every rank keeps the same anchors (those of the global batch).
 
 R1 (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?",
 https://arxiv.org/abs/1801.04406): ``gamma / 2 * E[||grad_x D(x)||^2]`` on real images (here the
@@ -24,6 +25,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from core.distributed import is_active
+from core.ranks import all_mean
 
 
 class RunningMean:
@@ -73,8 +77,10 @@ class LecamAnchors:
 
     def penalty(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         """Update the anchors with this batch's mean outputs, then :func:`lecam_penalty`."""
-        alpha_real = self.real.update(d_real.detach().mean().item())
-        alpha_fake = self.fake.update(d_fake.detach().mean().item())
+        means = [d_real.detach().mean().item(), d_fake.detach().mean().item()]
+        if is_active():
+            means = all_mean(means)
+        alpha_real, alpha_fake = self.real.update(means[0]), self.fake.update(means[1])
         return lecam_penalty(d_real, d_fake, alpha_real, alpha_fake)
 
     def state_dict(self) -> dict[str, Any]:

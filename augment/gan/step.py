@@ -9,6 +9,11 @@ adversarial loss plus, when enabled, the LeCam term and the (lazy) R1 penalty of
 regularisers are logged as ``lecam_loss`` and ``r1_loss`` (the terms as added to D's loss; R1's
 is 0 on the iterations a lazy interval skips). The EMA generator follows G after the step. Every
 random draw comes from the one CPU ``torch.Generator`` passed in, in a fixed order.
+
+With several processes G and D are DistributedDataParallel modules (:mod:`core.ddp`); each rank
+draws ``batch`` (its share of the global batch) images, noise and augmentations from its own
+generator; the G step runs D's inner module (D's parameters are frozen there, so DDP has nothing
+to reduce), and the EMA follows G's inner module (identical on every rank).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from augment.gan.losses import GanLoss
 from augment.gan.regularizers import LecamAnchors, r1_penalty
 from augment.gan.run import Meter
 from core.data import to_model_input
+from core.ddp import unwrap
 from core.device import autocast
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
@@ -87,13 +93,19 @@ class PairStep:
     """``step(pair, iteration) -> statistics``: one iteration of one pair (see the module)."""
 
     def __init__(
-        self, cfg: GanConfig, loss: GanLoss, noise: torch.Generator, device: torch.device
+        self,
+        cfg: GanConfig,
+        loss: GanLoss,
+        noise: torch.Generator,
+        device: torch.device,
+        batch: int | None = None,
     ) -> None:
         self.cfg, self.loss, self.noise, self.device = cfg, loss, noise, device
+        self.batch = cfg.batch_size if batch is None else batch  # this rank's share
 
     def __call__(self, pair: GanPair, iteration: int) -> dict[str, float]:
         cfg, device, noise = self.cfg, self.device, self.noise
-        batch = cfg.batch_size
+        batch = self.batch
         index = torch.randint(len(pair.images), (batch,), generator=noise).to(device)
         z = torch.randn(batch, cfg.z_size, generator=noise).to(device)
         y_fake = torch.randint(pair.num_classes, (batch,), generator=noise).to(device)
@@ -107,7 +119,7 @@ class PairStep:
             fake = pair.generator(z, y_fake)
         stats = self._d_step(pair, augment, (real, y_real), (fake.detach(), y_fake), iteration)
         stats["g_loss"] = self._g_step(pair, augment, fake, y_fake)
-        ema_update(pair.ema, pair.generator, ema_decay_at(iteration, cfg.ema_decay))
+        ema_update(pair.ema, unwrap(pair.generator), ema_decay_at(iteration, cfg.ema_decay))
         if pair.ada is not None and p is not None:
             stats["augment_p"] = p
             pair.ada.adjust()
@@ -160,12 +172,13 @@ class PairStep:
         self, pair: GanPair, augment: Augment, fake: torch.Tensor, y_fake: torch.Tensor
     ) -> float:
         """G's step through the updated D (its parameters frozen: no wasted gradients)."""
-        pair.discriminator.requires_grad_(False)
+        discriminator = unwrap(pair.discriminator)  # frozen: no gradients for DDP to reduce
+        discriminator.requires_grad_(False)
         with autocast(self.device):
-            loss_g = self.loss.g_loss(pair.discriminator(augment(fake), y_fake).float())
+            loss_g = self.loss.g_loss(discriminator(augment(fake), y_fake).float())
         pair.opt_g.zero_grad(set_to_none=True)
         pair.scaler_g.scale(loss_g).backward()
         pair.scaler_g.step(pair.opt_g)
         pair.scaler_g.update()
-        pair.discriminator.requires_grad_(True)
+        discriminator.requires_grad_(True)
         return loss_g.item()

@@ -6,10 +6,17 @@ stamps on resume); the models, one iteration and the evaluations are :mod:`augme
 On the CPU a run stopped at iteration k and resumed ends with the same weights as an
 uninterrupted one. Ctrl-C finishes the current iteration, writes ``last.pt`` and raises
 :class:`GanInterrupted`.
+
+Under torchrun with several processes every rank calls ``train_gan``, as for the classifier
+(:mod:`classify.training.trainer`): rank 0 opens the folder, takes its lock and shares the
+checkpoint; ``--batch-size`` is the global batch (divisible by the number of ranks); a dead rank
+ends the others with a one-line error. Resumed on the same number of processes a run continues
+every rank's random stream; on another number, fresh seeded streams take over from there.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +25,24 @@ from typing import Any
 from augment.gan.config import GanConfig
 from augment.gan.engine import GanTrainer
 from augment.gan.run import check_gan_checkpoint, resume_gan_config, run_config_json
-from core.data import load_samples, scan_dataset, warn_skipped
+from core.data import ImageTensors, load_samples, scan_dataset, warn_skipped
 from core.device import setup_device
+from core.distributed import (
+    DistConfig,
+    check_batch_split,
+    distributed_summary,
+    launched_world_size,
+    on_main,
+    peer_errors,
+    same_on_every_rank,
+    world_size,
+)
+from core.errors import UserError
 from core.interrupts import RunInterrupted
 from core.progress import GanDisplay
+from core.ranks import AgreedStop, barrier
 from core.resume import open_run
-from core.rundir import stop_notice
+from core.rundir import RunDir, stop_notice
 
 COMMAND = "gan-train"  # the CLI command an interrupted run is resumed with
 
@@ -51,6 +70,7 @@ def train_gan(
     extractor: Any | None = None,
     stop_after: int | None = None,
     on_iteration: Callable[[int], None] | None = None,
+    dist: DistConfig | None = None,
 ) -> GanResult:
     """Train a GAN into ``cfg.runs_dir/cfg.name`` (see the module docstring).
 
@@ -60,7 +80,43 @@ def train_gan(
     ``stop_after``: behave as if Ctrl-C came after that iteration. ``on_iteration(i)`` is called
     after iteration ``i`` (and its evaluation) is complete; a KeyboardInterrupt from it acts as Ctrl-C.
     Raises :class:`UserError` for bad input and :class:`GanInterrupted` when stopped early.
+    ``dist``: how several processes train (ignored in one process).
     """
+    dist = (dist or DistConfig()).validate()
+    device = None
+    if launched_world_size() > 1:  # join the others first, so that rank 0 can share what it opens
+        device = setup_device(cfg.device, cudnn_benchmark=True, timeout=dist.dist_timeout)
+    with peer_errors("start the command again"):  # rank 0 died while opening the run
+        run, state, cfg = on_main(lambda: _open(cfg, resume, overwrite, dist))
+    try:
+        with peer_errors(f"the run stopped; continue with `{run.resume_command(COMMAND)}`"):
+            device = device or setup_device(cfg.device, cudnn_benchmark=True)  # fixed shapes
+            display = GanDisplay(progress)
+            data, root = _load(cfg, display)
+            run.begin(resume=resume, overwrite=overwrite, dataset_root=root)
+            trainer = GanTrainer(cfg, data, device, run, extractor, sync_bn=dist.sync_bn)
+            same_on_every_rank(trainer.data_sha256, "decoded training images")
+            content = run_config_json(cfg, data, trainer.data_sha256)
+            run.write_config(
+                {**content, **distributed_summary(cfg.batch_size, dist)}, resume=resume
+            )
+            if state is not None:
+                trainer.restore(state)
+                run.truncate_history(trainer.iteration, key="iteration")
+            else:  # from the first moment on, an interrupted run can be resumed
+                run.save(trainer.checkpoint(), "last")
+            _loop(trainer, display, stop_after, on_iteration)
+            barrier()  # every rank returns once rank 0's files are complete
+    finally:
+        run.unlock()
+    return GanResult(run.path, trainer.iteration, trainer.best_fid, trainer.best_iteration,
+                     trainer.last_eval, trainer.class_names)  # fmt: skip
+
+
+def _open(
+    cfg: GanConfig, resume: bool, overwrite: bool, dist: DistConfig
+) -> tuple[RunDir, dict[str, Any] | None, GanConfig]:
+    """Refusals, the configuration to continue with, the run's lock (rank 0 alone)."""
     run, state, cfg = open_run(
         cfg,
         resume=resume,
@@ -70,25 +126,25 @@ def train_gan(
             saved, requested, path, reached=state["iteration"]
         ),
     )
-    device = setup_device(cfg.device, cudnn_benchmark=True)  # fixed shapes
+    check_batch_split(cfg.batch_size, sync_bn=dist.sync_bn, smallest=cfg.batch_size)
+    if world_size() > 1 and dist.sync_bn and cfg.r1_gamma > 0 and not cfg.spectral_norm:
+        raise UserError(
+            "--r1-gamma with several processes: R1 differentiates D twice, and SyncBatchNorm "
+            "has no second derivative; add --spectral-norm (D without BatchNorm) or --local-bn"
+        )
+    run.lock(world_size())
+    return run, state, cfg
+
+
+def _load(cfg: GanConfig, display: GanDisplay) -> tuple[ImageTensors, Path]:
+    """The decoded training split (every rank decodes it) and the dataset's root."""
     index = scan_dataset(Path(cfg.data))
-    display = GanDisplay(progress)
     with display:
         data = load_samples(index.train, index.class_names, cfg.image_size,
                             resize_mode=cfg.resize_mode, workers=cfg.workers, strict=cfg.strict,
                             progress=display.task("decode train", len(index.train)))  # fmt: skip
     warn_skipped(data)
-    run.begin(resume=resume, overwrite=overwrite, dataset_root=index.root)
-    trainer = GanTrainer(cfg, data, device, run, extractor)
-    run.write_config(run_config_json(cfg, data, trainer.data_sha256), resume=resume)
-    if state is not None:
-        trainer.restore(state)
-        run.truncate_history(trainer.iteration, key="iteration")
-    else:  # from the first moment on, an interrupted run can be resumed
-        run.save(trainer.checkpoint(), "last")
-    _loop(trainer, display, stop_after, on_iteration)
-    return GanResult(run.path, trainer.iteration, trainer.best_fid, trainer.best_iteration,
-                     trainer.last_eval, trainer.class_names)  # fmt: skip
+    return data, index.root
 
 
 def _loop(
@@ -106,6 +162,8 @@ def _loop(
             while trainer.iteration < cfg.iterations:
                 with trainer.guard.critical():
                     stats = trainer.iterate()
+                if isinstance(trainer.guard, AgreedStop) and trainer.guard.stop:
+                    raise KeyboardInterrupt  # every rank, after the same iteration
                 display.update(trainer.iteration, stats, trainer.images_per_second)
                 if trainer.iteration % cfg.eval_every == 0:
                     trainer.evaluate(display)
@@ -126,6 +184,9 @@ def _interrupted(trainer: GanTrainer) -> GanInterrupted:
     if not trainer.guard.dirty:
         run.save(trainer.checkpoint(), "last")
         saved_now = f"iteration {trainer.iteration}"
+    if trainer.distributed:  # the others wait for rank 0's checkpoint (torchrun ends all at once)
+        with contextlib.suppress(RuntimeError):
+            barrier()
     held = "the last saved state (stopped mid-step)"
     message, saved = run.stop_report(COMMAND, saved_now=saved_now, held=held)
     return GanInterrupted(message, run.path, saved=saved)

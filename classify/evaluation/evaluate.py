@@ -8,6 +8,10 @@ dataset root, so two runs evaluated on the same test set pair up row by row for 
 ``metrics.json`` is shared with ``cli gradcam``: every writer goes through
 :func:`core.rundir.update_metrics`, which merges its keys into the existing file instead of
 replacing it.
+
+Under torchrun with several processes (``torchrun --nproc-per-node N cli.py evaluate NAME``) the
+prediction batches are dealt to the ranks and the probabilities gathered in order
+(:func:`core.ranks.map_sharded`), so the metrics are those of one process; rank 0 writes ``eval/``.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from classify.checkpoint import DEFAULT_BATCH_SIZE, LoadedClassifier, load_class
 from classify.evaluation.figures import plot_confusion, plot_curves
 from classify.evaluation.metrics import classification_summary, confusion_matrix, mean_cross_entropy
 from core.data import ImageTensors, load_samples, scan_dataset, warn_skipped
+from core.distributed import is_main, launched_world_size, on_main, start
 from core.errors import UserError
 from core.evaldir import PREDICTIONS_CSV, eval_dir, update_metrics
 from core.io import atomic_write_text, read_jsonl, write_json
+from core.ranks import map_sharded
 from core.rundir import read_run_config
 
 CONFUSION_JSON = "confusion.json"
@@ -216,12 +222,14 @@ def predict_tensors(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> Predictions:
-    chunks = []
-    for start in range(0, len(tensors), batch_size):
-        batch = tensors.images[start : start + batch_size]
-        chunks.append(loaded.predict_proba(batch, batch_size))
+    def predict(first: int) -> torch.Tensor:
+        batch = tensors.images[first : first + batch_size]
+        probabilities = loaded.predict_proba(batch, batch_size)
         if progress:
             progress(batch.shape[0])
+        return probabilities
+
+    chunks = map_sharded(range(0, len(tensors), batch_size), predict)  # in order, on every rank
     probs = torch.cat(chunks).double().numpy()
     return Predictions(
         files=[relative_file(p, root) for p in tensors.paths],
@@ -244,7 +252,7 @@ def evaluate_loaded(
     from core.progress import make_progress
 
     bar = make_progress(transient=True)
-    bar.disable = not show_progress
+    bar.disable = not (show_progress and is_main())  # rank 0 alone shows progress
     with bar:
         task = bar.add_task("test images", total=None, info="")
         tensors, root = load_test_set(
@@ -258,8 +266,11 @@ def evaluate_loaded(
         predictions = predict_tensors(
             loaded, tensors, root, batch_size, progress=lambda n: bar.advance(task, n)
         )
-    metrics = evaluation_metrics(loaded, predictions, root, tensors.skipped)
-    return write_eval_files(loaded, predictions, metrics)
+    return on_main(  # rank 0 writes; every rank returns what it wrote
+        lambda: write_eval_files(
+            loaded, predictions, evaluation_metrics(loaded, predictions, root, tensors.skipped)
+        )
+    )
 
 
 def evaluate_run(
@@ -276,6 +287,8 @@ def evaluate_run(
     """Load ``run``'s ``which`` checkpoint, evaluate it on the test split, write ``eval/`` and
     return the metrics dict (as written to ``metrics.json``)."""
     loaded = load_classifier(run, which, runs_dir, device)
+    if launched_world_size() > 1:  # under torchrun: the ranks share the prediction batches
+        start(loaded.device)
     return evaluate_loaded(
         loaded, batch_size=batch_size, workers=workers, data=data, show_progress=show_progress
     )

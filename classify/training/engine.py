@@ -9,6 +9,14 @@ dominant label), and steps the optimizer and the per-batch schedule
 the validation set is scored in eval mode (no RNG use), a line goes to ``history.jsonl``, and
 ``last.pt`` (and ``best.pt`` when validation accuracy improved) are written. Every optimizer step
 runs inside the interrupt guard's critical section, so a checkpoint never holds half a step.
+
+With several processes (:mod:`core.distributed`) the model is wrapped in DistributedDataParallel
+with SyncBatchNorm (:mod:`core.ddp`). Every rank draws the same permutation, the same global
+batches and the same augmentation of each whole global batch (the one-process draws) and trains on
+its contiguous part of it (:func:`core.ranks.batch_part`); its loss is weighted by its share,
+so DDP's gradient average is the gradient of the global batch's mean loss, as in one process. One
+all-reduce per step sums the loss and accuracy counts and carries the Ctrl-C votes
+(:class:`core.ranks.AgreedStop`); validation is sharded by batch; rank 0 writes.
 """
 
 from __future__ import annotations
@@ -36,9 +44,12 @@ from classify.training.run import (
 )
 from classify.training.trainset import TrainingSet, evaluate, to_device
 from classify.transforms import train_inputs
+from core.ddp import data_parallel
 from core.device import autocast, make_grad_scaler, memory_format
-from core.interrupts import InterruptGuard
+from core.distributed import is_active, is_main
+from core.distributed import world_size as ranks
 from core.progress import TrainDisplay
+from core.ranks import AgreedStop, all_sum, batch_part, make_guard
 from core.rundir import RunDir, images_sha256
 from core.seeding import rng_state, seed_everything, set_rng_state
 
@@ -65,6 +76,7 @@ class Trainer:
         device: torch.device,
         run: RunDir,
         callbacks: Sequence[TrainCallback],
+        sync_bn: bool = True,
     ) -> None:
         self.cfg, self.data, self.device, self.run = cfg, data, device, run
         self.callbacks = list(callbacks)
@@ -81,7 +93,9 @@ class Trainer:
         self.scaler = make_grad_scaler(device)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.state = RunState()
-        self.guard = InterruptGuard()
+        self.distributed = is_active()
+        self.net = data_parallel(self.model, device, sync_bn=sync_bn)  # self.model in one process
+        self.guard = make_guard()
 
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
@@ -118,8 +132,13 @@ class Trainer:
         set_rng_state(checkpoint["rng"])
         self.state = state_from_checkpoint(checkpoint)
 
+    def save(self, *which: str) -> None:
+        """Write the checkpoint to ``which`` (``last``, ``best``): rank 0's job."""
+        if is_main():
+            self.run.save(self.checkpoint(), *which)
+
     def save_last(self) -> None:
-        self.run.save(self.checkpoint(), "last")
+        self.save("last")
 
     # -- one epoch --------------------------------------------------------------------------------
     def start_epoch(self, epoch: int) -> tuple[list[Tensor], torch.Generator, PartialEpoch]:
@@ -148,22 +167,34 @@ class Trainer:
             num_classes=len(self.class_names),
             generator=generator,
         )
+        if self.distributed:  # this rank's part of the global batch, augmented as one process does
+            part = batch_part(len(idx))
+            x, target = x[part], target[part]
         x = x.contiguous(memory_format=memory_format(device))
         with autocast(device):
-            logits = self.model(x)
+            logits = self.net(x)
             loss = self.criterion(logits.float(), target)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        # DDP averages over ranks: weighting by the share makes it the global batch's mean.
+        weighted = loss * (len(x) * ranks() / len(idx)) if self.distributed else loss
+        self.scaler.scale(weighted).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         correct = (logits.argmax(1) == target_labels(target)).sum()
-        return loss.item() * len(idx), int(correct.item())
+        if not self.distributed:
+            return loss.item() * len(idx), int(correct.item())
+        assert isinstance(self.guard, AgreedStop)
+        loss_sum, correct_sum, votes = all_sum(
+            [loss.item() * len(x), correct.item(), self.guard.flag()]
+        )
+        self.guard.agree(votes)
+        return loss_sum, round(correct_sum)
 
     def run_epoch(self, epoch: int, display: TrainDisplay) -> dict[str, Any]:
         batches, generator, partial = self.start_epoch(epoch)
         display.start_epoch(epoch, self.cfg.epochs, len(batches), partial.batch)
-        self.model.train()
+        self.net.train()
         for b in range(partial.batch, len(batches)):
             start = time.perf_counter()
             with self.guard.critical():
@@ -179,6 +210,8 @@ class Trainer:
                     partial.train_seconds + time.perf_counter() - start,
                 )
                 self.state.partial = partial
+            if isinstance(self.guard, AgreedStop) and self.guard.stop:
+                raise KeyboardInterrupt  # every rank, after the same step
             logs = {
                 "loss": partial.loss_sum / partial.seen,
                 "acc": partial.correct / partial.seen,
@@ -219,6 +252,6 @@ class Trainer:
                     epoch,
                     val_acc if val_acc is not None else 0.0,
                 )
-            self.run.save(self.checkpoint(), *(("best", "last") if improved else ("last",)))
+            self.save(*(("best", "last") if improved else ("last",)))
             self.run.append_history(record)
         return record

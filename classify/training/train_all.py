@@ -4,6 +4,10 @@ set, score its Grad-CAM faithfulness, and name the best by validation accuracy.
 The test set never chooses: the best model is the one with the highest best-epoch validation
 accuracy, ties going to the cheaper model (fewer parameters). ``runs/models.json`` records the
 table and the choice.
+
+Under torchrun with several processes every rank trains and evaluates (both are shared out); rank 0
+alone decides what is left to do, scores the CAMs and writes ``models.json``, and the others
+follow (:func:`core.distributed.on_main`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from classify.training.config import TrainConfig
+from core.distributed import is_main, on_main
 from core.evaldir import evaluation_current, read_metrics
 from core.io import read_jsonl, write_json
 from core.rundir import training_complete
@@ -47,31 +52,35 @@ def train_evaluate(
     from classify.training.trainer import train
 
     run_dir = Path(cfg.runs_dir) / cfg.name
-    if not (resume and training_complete(run_dir, cfg.epochs)):
-        partial = resume and (run_dir / "last.pt").is_file()
+    if not on_main(lambda: resume and training_complete(run_dir, cfg.epochs)):
+        partial = on_main(lambda: resume and (run_dir / "last.pt").is_file())
         train(cfg, resume=partial, overwrite=overwrite and not partial)
-    if not evaluation_current(run_dir):
+    if not on_main(lambda: evaluation_current(run_dir)):
         evaluate_run(run_dir, "best", show_progress=True, device=cfg.device)
-    metrics = read_metrics(run_dir)
-    if cam_per_class > 0 and cam_method not in metrics.get("cam", {}):
-        loaded = load_classifier(run_dir, "best", device=cfg.device)
-        gradcam_run(loaded, CamOptions(method=cam_method), cam_per_class)
+
+    def row() -> dict[str, Any]:  # rank 0's (it writes eval/); the others wait for it
         metrics = read_metrics(run_dir)
-    loaded = load_classifier(run_dir, "best", device="cpu")
-    history = read_jsonl(run_dir / "history.jsonl")
-    cam = metrics.get("cam", {}).get(cam_method, {})
-    return {
-        "run": cfg.name,
-        "model": cfg.model,
-        "params": count_parameters(loaded.model),
-        "val_acc": loaded.val_acc,
-        "best_epoch": loaded.best_epoch,
-        "test_acc": metrics["accuracy"],
-        "macro_f1": metrics["macro_f1"],
-        "cam_faithfulness": cam.get("value"),
-        "cam_metric": cam.get("metric"),
-        "seconds_per_epoch": sum(r["seconds"] for r in history) / max(1, len(history)),
-    }
+        if cam_per_class > 0 and cam_method not in metrics.get("cam", {}):
+            loaded = load_classifier(run_dir, "best", device=cfg.device)
+            gradcam_run(loaded, CamOptions(method=cam_method), cam_per_class)
+            metrics = read_metrics(run_dir)
+        loaded = load_classifier(run_dir, "best", device="cpu")
+        history = read_jsonl(run_dir / "history.jsonl")
+        cam = metrics.get("cam", {}).get(cam_method, {})
+        return {
+            "run": cfg.name,
+            "model": cfg.model,
+            "params": count_parameters(loaded.model),
+            "val_acc": loaded.val_acc,
+            "best_epoch": loaded.best_epoch,
+            "test_acc": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "cam_faithfulness": cam.get("value"),
+            "cam_metric": cam.get("metric"),
+            "seconds_per_epoch": sum(r["seconds"] for r in history) / max(1, len(history)),
+        }
+
+    return on_main(row)
 
 
 def pick_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -103,5 +112,6 @@ def train_all(base: TrainConfig, options: TrainAllOptions) -> dict[str, Any]:
         "config": {**base.to_dict(), "model": None, "name": None},
         "runs": rows,
     }
-    write_json(Path(base.runs_dir) / f"{options.prefix}{MODELS_JSON}", summary)
+    if is_main():
+        write_json(Path(base.runs_dir) / f"{options.prefix}{MODELS_JSON}", summary)
     return summary

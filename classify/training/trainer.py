@@ -10,14 +10,25 @@ cores. See :mod:`classify.training.run` for what the folder and the checkpoints 
 Ctrl-C finishes the current batch, writes ``last.pt`` with the position inside the epoch, and
 raises :class:`TrainInterrupted`; ``train(cfg, resume=True)`` continues from there so that, on the
 CPU, the final weights equal those of an uninterrupted run bit for bit.
+
+Under torchrun with several processes (``WORLD_SIZE`` > 1) every rank calls ``train``: they join
+the process group first; rank 0 alone opens the run folder (refusals, the run's lock, the
+checkpoint to resume) and shares what it found (:func:`core.distributed.on_main`); each rank
+decodes the data itself (the same images on every rank, checked); ``--batch-size`` is the global
+batch and must divide by the number of ranks; rank 0 writes everything. A checkpoint is the same
+file as a one-process run's, so a run resumes on any number of processes. A rank that dies makes
+the others stop with a one-line error (:func:`core.distributed.peer_errors`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from classify.models import ModelConfig
 from classify.training.config import TrainConfig
@@ -31,10 +42,21 @@ from classify.training.run import (
 from classify.training.trainset import build_training_set
 from core.data import scan_dataset, warn_skipped
 from core.device import setup_device
+from core.distributed import (
+    DistConfig,
+    check_batch_split,
+    distributed_summary,
+    launched_world_size,
+    on_main,
+    peer_errors,
+    same_on_every_rank,
+    world_size,
+)
 from core.interrupts import RunInterrupted
 from core.progress import TrainDisplay
+from core.ranks import barrier
 from core.resume import open_run
-from core.rundir import stop_notice
+from core.rundir import RunDir, stop_notice
 
 COMMAND = "train"  # the CLI command an interrupted run is resumed with
 
@@ -63,6 +85,7 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     callbacks: Sequence[TrainCallback] | None = None,
+    dist: DistConfig | None = None,
 ) -> TrainResult:
     """Train a classifier into ``cfg.runs_dir/cfg.name`` (see the module docstring).
 
@@ -70,7 +93,27 @@ def train(
     differ in the runtime fields and a raised ``epochs`` (:func:`classify.training.run.resume_config`).
     ``overwrite``: replace an existing run of that name. Raises :class:`UserError` for bad input or
     a refused action and :class:`TrainInterrupted` (a KeyboardInterrupt) after Ctrl-C.
+    ``dist``: how several processes train (ignored in one process).
     """
+    dist = (dist or DistConfig()).validate()
+    device = None
+    if launched_world_size() > 1:  # join the others first, so that rank 0 can share what it opens
+        device = setup_device(cfg.device, cudnn_benchmark=True, timeout=dist.dist_timeout)
+    with peer_errors("start the command again"):  # rank 0 died while opening the run
+        run, checkpoint, cfg = on_main(lambda: _open(cfg, resume, overwrite, dist))
+    try:
+        with peer_errors(f"the run stopped; continue with `{run.resume_command(COMMAND)}`"):
+            return _train(
+                cfg, run, checkpoint, device, resume, overwrite, progress, callbacks, dist
+            )
+    finally:
+        run.unlock()
+
+
+def _open(
+    cfg: TrainConfig, resume: bool, overwrite: bool, dist: DistConfig
+) -> tuple[RunDir, dict[str, Any] | None, TrainConfig]:
+    """Refusals, the configuration to continue with, the run's lock (rank 0 alone)."""
     run, checkpoint, cfg = open_run(
         cfg,
         resume=resume,
@@ -80,7 +123,23 @@ def train(
             saved, requested, path
         ).validate(),
     )
-    device = setup_device(cfg.device, cudnn_benchmark=True)  # fixed input size
+    check_batch_split(cfg.batch_size, sync_bn=dist.sync_bn)
+    run.lock(world_size())
+    return run, checkpoint, cfg
+
+
+def _train(
+    cfg: TrainConfig,
+    run: RunDir,
+    checkpoint: dict[str, Any] | None,
+    device: torch.device | None,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    callbacks: Sequence[TrainCallback] | None,
+    dist: DistConfig,
+) -> TrainResult:
+    device = device or setup_device(cfg.device, cudnn_benchmark=True)  # fixed input size
     index = scan_dataset(Path(cfg.data))
     display = TrainDisplay(progress)
     with display:
@@ -88,7 +147,10 @@ def train(
     warn_skipped(data.train)
     run.begin(resume=resume, overwrite=overwrite, dataset_root=index.root)
 
-    trainer = Trainer(cfg, data, device, run, callbacks or [])
+    trainer = Trainer(cfg, data, device, run, callbacks or [], sync_bn=dist.sync_bn)
+    same_on_every_rank(trainer.fingerprint, "decoded training images")
+    smallest = trainer.epoch_size // trainer.steps_per_epoch
+    check_batch_split(cfg.batch_size, sync_bn=dist.sync_bn, smallest=smallest)
     if checkpoint is not None:
         trainer.restore(checkpoint)
         run.truncate_history(trainer.state.completed, key="epoch")
@@ -96,8 +158,9 @@ def train(
         index.root, data.train, data.val, data.real_train_counts, trainer.fingerprint
     )
     content = run_config_json(cfg, trainer.model_cfg, trainer.class_names, dataset, data.synthetic)
-    run.write_config(content, resume=resume)
+    run.write_config({**content, **distributed_summary(cfg.batch_size, dist)}, resume=resume)
     _train_epochs(trainer, display)
+    barrier()  # every rank returns once rank 0's files are complete (the next step reads them)
     return _result(trainer)
 
 
@@ -128,6 +191,9 @@ def _interrupted(trainer: Trainer) -> TrainInterrupted:
             f"the run as it was in epoch {partial.epoch}, after batch {partial.batch}/"
             f"{trainer.steps_per_epoch}"
         )
+    if trainer.distributed:  # the others wait for rank 0's checkpoint (torchrun ends all at once)
+        with contextlib.suppress(RuntimeError):
+            barrier()
     held = (
         f"the run as it was after epoch {state.completed}"
         if state.completed

@@ -21,6 +21,7 @@ from classify.training.config import TrainConfig
 from core.data import DatasetIndex, ImageTensors, load_samples, stratified_split, to_model_input
 from core.device import autocast, memory_format
 from core.errors import UserError
+from core.ranks import map_sharded
 
 
 @dataclass
@@ -69,17 +70,25 @@ def build_training_set(
 def evaluate(
     model: nn.Module, data: ImageTensors, device: torch.device, batch_size: int
 ) -> tuple[float, float]:
-    """Mean cross-entropy (no label smoothing) and accuracy of ``model`` on ``data``, in eval mode."""
+    """Mean cross-entropy (no label smoothing) and accuracy of ``model`` on ``data``, in eval mode.
+
+    With several processes the batches are dealt to the ranks (:func:`core.ranks.map_sharded`)
+    and their sums added up in batch order on every rank: the numbers of one process."""
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
-    for idx in ordered_batches(len(data), batch_size):
+
+    def batch_sums(idx: Tensor) -> tuple[float, int]:
         x = to_device(data.images[idx], device)
         y = to_device(data.labels[idx], device)
         with autocast(device):
             logits = model(to_model_input(x).contiguous(memory_format=memory_format(device)))
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
+        loss = F.cross_entropy(logits.float(), y, reduction="sum").item()
+        return loss, int((logits.argmax(1) == y).sum().item())
+
+    loss_sum, correct = 0.0, 0
+    for loss, hits in map_sharded(ordered_batches(len(data), batch_size), batch_sums):
+        loss_sum += loss
+        correct += hits
     model.train(was_training)
     return loss_sum / len(data), correct / len(data)
 
