@@ -208,13 +208,15 @@ def summary_table(study: dict, table_cls: type) -> object:
                 f"precision / recall / density / coverage {name}",
                 " / ".join(f"{v:.2f}" for v in scores.values()),
             )
+    from study.pipeline.arms import p_text
+
     for arm, row in ((study.get("arms") or {}).get("arms") or {}).items():
         text = f"{row['mean']:.2%} ± {row['std']:.2%}"
         if "pooled" in row:
             p = row["pooled"]
             text += (
                 f"; Δ {100 * p['delta']:+.2f} pts ({100 * p['low']:+.2f} to "
-                f"{100 * p['high']:+.2f}), Holm p {p['p_holm']:.3g}"
+                f"{100 * p['high']:+.2f}), Holm p {p_text(p)}"
             )
         table.add_row(f"arm {arm} (test acc)", text)
     if study.get("arms"):

@@ -157,6 +157,12 @@ def pooled_bootstrap(
     }
 
 
+def p_text(pooled: dict[str, Any], key: str = "p_holm") -> str:
+    """A bootstrap p-value as text: below its resolution it reads ``< 1/resamples``."""
+    p = pooled[key]
+    return f"< {1 / pooled['resamples']:.0e}" if p == 0 else f"{p:.3g}"
+
+
 def arm_verdict(rows: dict[str, Any]) -> str:
     best = max(rows, key=lambda arm: rows[arm]["mean"])
     if best == REAL:
@@ -167,7 +173,7 @@ def arm_verdict(rows: dict[str, Any]) -> str:
     return (
         f"Best arm by mean test accuracy: {best} ({100 * rows[best]['mean']:.2f}% vs "
         f"{100 * rows[REAL]['mean']:.2f}% for real only), {delta:+.2f} points, pooled 95% CI "
-        f"{low:+.2f} to {high:+.2f} ({where}), Holm-adjusted p = {pooled['p_holm']:.3g}."
+        f"{low:+.2f} to {high:+.2f} ({where}), Holm-adjusted p {p_text(pooled)}."
     )
 
 
@@ -186,7 +192,7 @@ def arm_rows(table: dict[str, Any]) -> list[list[str]]:
             p = row["pooled"]
             cells += [
                 f"{100 * p['delta']:+.2f} ({100 * p['low']:+.2f} to {100 * p['high']:+.2f})",
-                f"{p['p_holm']:.3g}",
+                p_text(p),
                 ", ".join(f"{s['mcnemar']['p_value']:.3g}" for s in row["per_seed"]),
             ]
         rows.append(cells)
