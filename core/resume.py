@@ -12,6 +12,7 @@ from core.io import load_checkpoint
 from core.rundir import RunDir, checkpoint_config
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 
 def saved_config(run_dir: str | Path) -> dict[str, Any]:
@@ -58,3 +59,18 @@ def open_run(
         saved = type(cfg).from_dict(checkpoint_config(state, run.last))  # type: ignore[attr-defined]
         cfg = reconcile(saved, cfg, run.path, state)
     return run, state, cfg
+
+
+def join_and_open(device: str, dist: Any, opener: Callable[[], T]) -> tuple[Any, T]:
+    """Open a run the way both trainers do under torchrun: join the process group first (so rank 0
+    can share what it opens), then ``opener()`` on rank 0 only, its result shared with every rank;
+    a rank 0 that dies while opening ends the others with a one-line error. Returns the device
+    set up while joining (``None`` in one process, where nothing is joined) and the result."""
+    from core.device import setup_device
+    from core.distributed import launched_world_size, on_main, peer_errors
+
+    joined = None
+    if launched_world_size() > 1:
+        joined = setup_device(device, cudnn_benchmark=True, timeout=dist.dist_timeout)
+    with peer_errors("start the command again"):
+        return joined, on_main(opener)

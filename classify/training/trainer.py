@@ -46,8 +46,6 @@ from core.distributed import (
     DistConfig,
     check_batch_split,
     distributed_summary,
-    launched_world_size,
-    on_main,
     peer_errors,
     same_on_every_rank,
     world_size,
@@ -55,7 +53,7 @@ from core.distributed import (
 from core.interrupts import RunInterrupted
 from core.progress import TrainDisplay
 from core.ranks import barrier
-from core.resume import open_run
+from core.resume import join_and_open, open_run
 from core.rundir import RunDir, stop_notice
 
 COMMAND = "train"  # the CLI command an interrupted run is resumed with
@@ -96,11 +94,8 @@ def train(
     ``dist``: how several processes train (ignored in one process).
     """
     dist = (dist or DistConfig()).validate()
-    device = None
-    if launched_world_size() > 1:  # join the others first, so that rank 0 can share what it opens
-        device = setup_device(cfg.device, cudnn_benchmark=True, timeout=dist.dist_timeout)
-    with peer_errors("start the command again"):  # rank 0 died while opening the run
-        run, checkpoint, cfg = on_main(lambda: _open(cfg, resume, overwrite, dist))
+    opener = lambda: _open(cfg, resume, overwrite, dist)  # noqa: E731
+    device, (run, checkpoint, cfg) = join_and_open(cfg.device, dist, opener)
     try:
         with peer_errors(f"the run stopped; continue with `{run.resume_command(COMMAND)}`"):
             return _train(
