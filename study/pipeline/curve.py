@@ -29,9 +29,8 @@ import numpy as np
 
 from core.data import scan_dataset
 from core.errors import UserError
-from core.io import write_json
+from core.io import read_json, write_json
 from study.pipeline.config import PipelineConfig
-from study.pipeline.plan import dataset_path
 
 ARMS = ("real", "real+gan")  # the comparison's side A and side B
 SUBSET_SEED = 0
@@ -61,8 +60,6 @@ def subset_dataset(source: Path, out: Path, per_class: int, seed: int = SUBSET_S
     marker = out / ".subset.json"
     settings = {"source": str(source.resolve()), "per_class": per_class, "seed": seed}
     if marker.is_file():
-        from core.io import read_json
-
         if read_json(marker) == settings:
             return out
         raise UserError(f"{out}: holds another subset; remove it or choose another --data-dir")
@@ -119,7 +116,7 @@ def run_learning_curve(
     ``<reports>/<name>-learning-curve.png``); returns the curve with each size's study summary."""
     if run_study is None:
         from study.pipeline.runner import run_pipeline as run_study
-    name = Path(cfg.data).name if cfg.data else dataset_path(replace(cfg, train_per_class=240)).name
+    name = Path(cfg.data).name if cfg.data else "footwear"  # the embedded set's folder name
     studies = {n: run_study(size_config(cfg, n)) for n in sizes}
     curve = {
         "data": cfg.data or name,
