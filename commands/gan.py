@@ -173,14 +173,40 @@ def gan_train_command(
     nproc: Nproc = _DIST.nproc,
     sync_bn: SyncBn = _DIST.sync_bn,
     dist_timeout: DistTimeout = _DIST.dist_timeout,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            help="Train the GAN under N seeds (--seed .. --seed+N-1) as NAME-sSEED, synthesize "
+            "and score each, and report every metric as mean ± std in RUNS_DIR/NAME-seeds/.",
+        ),
+    ] = 1,
+    score_per_class: Annotated[
+        int, typer.Option(help="With --seeds: images per class synthesized and scored per seed.")
+    ] = _S.per_class,
+    synthetic_dir: Annotated[
+        Path, typer.Option(help="With --seeds: folder for the seeds' synthetic sets.")
+    ] = Path("synthetic"),
+    cas_model: Annotated[
+        str | None,
+        typer.Option(
+            help="With --seeds: also train this classifier on each seed's synthetic set (CAS, "
+            "the same-named classifier preset as --preset)."
+        ),
+    ] = None,
 ) -> None:
     """Train the class-conditional DCGAN (or --per-class-models) on DATA/train (only that split
     is read) into RUNS_DIR/NAME/: config.json, history.jsonl, samples/iter_*.png, last.pt and
     best.pt (best mean per-class FID). Ctrl-C saves last.pt; --resume continues exactly (only
     --iterations, --eval-every, --log-every, --device, --workers and --data may change).
     Several processes (torchrun, or --nproc N): --batch-size is the global batch, D and G are
-    DistributedDataParallel, each process draws its own seeded noise and augmentation."""
+    DistributedDataParallel, each process draws its own seeded noise and augmentation.
+    --seeds N: N runs NAME-sSEED, each synthesized (--score-per-class) and scored, optionally
+    CAS (--cas-model); mean ± std of every metric in RUNS_DIR/NAME-seeds/summary.md."""
     prefer_passive_openmp()
+    if seeds != 1:
+        from commands.gan_seeds import run_gan_seeds
+
+        return run_gan_seeds(ctx, seeds, score_per_class, str(synthetic_dir), cas_model)
     from augment.gan.trainer import train_gan
 
     result = run_training(train_gan, GanConfig, GAN_PRESETS, ctx)
