@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from classify.names import HEAD_FUSIONS
-from commands.common import interrupted_exit, user_errors
+from commands.common import interrupted_exit, one_process, user_errors
 from commands.options import (
     CheckpointFile,
     Device,
@@ -116,4 +116,4 @@ def attention_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("attention")(user_errors(attention_command))
+    app.command("attention")(user_errors(one_process("attention")(attention_command)))

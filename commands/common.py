@@ -47,6 +47,30 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def one_process(command: str) -> Callable[[F], F]:
+    """For a command that runs in one process only: started by torchrun with several processes,
+    it refuses with one line (printed by rank 0; every rank exits with code 2) before doing
+    anything, rather than every process writing the same files."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from core.distributed import launched_world_size, refuse
+
+            if launched_world_size() > 1:
+                refuse(
+                    f"cli {command} runs in one process (WORLD_SIZE={launched_world_size()}): "
+                    f"start it without torchrun, e.g. `python cli.py {command} ...`; the "
+                    "commands that run on several processes are train, train-all, evaluate, "
+                    "gan-train, cas and pipeline"
+                )
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 def exit_on_interrupt(job: Callable[[], T], hint: str | None = None) -> T:
     """Run a long job; after Ctrl-C print what it saved and how to resume, then exit with 130."""
     from core.interrupts import RunInterrupted

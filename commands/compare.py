@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from commands.common import user_errors
+from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.options import CamMethod, Checkpoint, Device, RunsDir
 from core.progress import console, err_console
@@ -125,4 +125,4 @@ def print_summary(report: dict[str, Any], folder: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare")(user_errors(compare_command))
+    app.command("compare")(user_errors(one_process("compare")(compare_command)))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from commands.common import user_errors
+from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.options import Overwrite, TrainPerClass
 from core.footwear import FootwearConfig
@@ -48,5 +48,5 @@ def footwear_command(
 
 def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Build the embedded default dataset.", no_args_is_help=True)
-    data_app.command("footwear")(user_errors(footwear_command))
+    data_app.command("footwear")(user_errors(one_process("data footwear")(footwear_command)))
     app.add_typer(data_app, name="data")

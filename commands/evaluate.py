@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from classify.explain.methods import CAM_METHODS, CAM_TARGETS
-from commands.common import interrupted_exit, user_errors
+from commands.common import interrupted_exit, one_process, user_errors
 from commands.options import (
     CheckpointFile,
     Device,
@@ -233,5 +233,5 @@ def predict_command(
 
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(user_errors(evaluate_command))
-    app.command("gradcam")(user_errors(gradcam_command))
-    app.command("predict")(user_errors(predict_command))
+    app.command("gradcam")(user_errors(one_process("gradcam")(gradcam_command)))
+    app.command("predict")(user_errors(one_process("predict")(predict_command)))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from commands.common import user_errors
+from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.options import (
     Checkpoint,
@@ -64,4 +64,4 @@ def explain_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("explain")(user_errors(explain_command))
+    app.command("explain")(user_errors(one_process("explain")(explain_command)))

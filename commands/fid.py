@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from augment.fid.config import FidConfig
-from commands.common import user_errors
+from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.options import Device, HiddenFeatureExtractor
 from core.progress import console, err_console
@@ -18,7 +18,7 @@ DEFAULTS = FidConfig()
 
 
 def register(app: typer.Typer) -> None:
-    app.command("fid")(user_errors(fid_command))
+    app.command("fid")(user_errors(one_process("fid")(fid_command)))
 
 
 def fid_command(

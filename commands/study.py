@@ -1,4 +1,5 @@
-"""``cli cas`` and ``cli pipeline``."""
+"""``cli cas`` and ``cli pipeline``; both run under torchrun (or ``--nproc N``) as a whole: the
+training and evaluation on every process, everything else on rank 0 while the others wait."""
 
 from __future__ import annotations
 
@@ -14,27 +15,33 @@ from commands.options import (
     CamPerClass,
     ClassifierPreset,
     Device,
+    DistTimeout,
     Epochs,
     HiddenFeatureExtractor,
     ImageSize,
     Model,
     Models,
+    Nproc,
     Overwrite,
     Resume,
     RunsDir,
+    SyncBn,
     SyntheticRatio,
     TrainSeed,
     Width,
     choice,
 )
+from core.distributed import DistConfig
 from core.progress import console, err_console
 from study.pipeline.config import PIPELINE_PRESETS, PipelineConfig
 
 _D = TrainConfig()
 _P = PipelineConfig()
+_DIST = DistConfig()
 
 
 def cas_command(
+    ctx: typer.Context,
     synthetic: Annotated[
         Path, typer.Option(help="A `cli synthesize` folder (with manifest.json).")
     ],
@@ -59,22 +66,37 @@ def cas_command(
     device: Device = _D.device,
     resume: Resume = False,
     overwrite: Overwrite = False,
+    nproc: Nproc = _DIST.nproc,
+    sync_bn: SyncBn = _DIST.sync_bn,
+    dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
     """Classification Accuracy Score (Ravuri & Vinyals 2019): train on the synthetic images only,
-    test on the real test set. Written into the synthetic set's manifest.json under "cas"."""
+    test on the real test set. Written into the synthetic set's manifest.json under "cas".
+    Several processes: `torchrun --nproc-per-node N cli.py cas ...` (or --nproc N), as `cli train`."""
     from classify.training.presets import CLASSIFIER_PRESETS
+    from commands.launch import launch_workers
+    from core.device import join_group
+    from core.distributed import on_main
     from core.rundir import resolve_run_dir
     from study.cas import cas_config, run_cas, synthetic_dataset
 
-    explicit = {
-        "data": str(data) if data else synthetic_dataset(synthetic),
-        "model": model, "epochs": epochs, "image_size": image_size, "width": width,
-        "seed": seed, "runs_dir": str(runs_dir), "device": device,
-    }  # fmt: skip
-    base = CLASSIFIER_PRESETS.apply(TrainConfig(), preset, explicit)
-    cfg = cas_config(base, synthetic, name or f"cas-{synthetic.name}")
-    baseline_dir = resolve_run_dir(baseline, runs_dir) if baseline else None
-    result = run_cas(cfg, baseline_run=baseline_dir, resume=resume, overwrite=overwrite)
+    dist = config_of(DistConfig, ctx).validate()
+    if launch_workers(ctx, dist.nproc):
+        return  # rank 0 of the workers printed the result
+    join_group(device, dist.dist_timeout)  # under torchrun: rank 0 reads the inputs for all
+
+    def configure() -> tuple[TrainConfig, Path | None]:
+        explicit = {
+            "data": str(data) if data else synthetic_dataset(synthetic),
+            "model": model, "epochs": epochs, "image_size": image_size, "width": width,
+            "seed": seed, "runs_dir": str(runs_dir), "device": device,
+        }  # fmt: skip
+        base = CLASSIFIER_PRESETS.apply(TrainConfig(), preset, explicit)
+        cfg = cas_config(base, synthetic, name or f"cas-{synthetic.name}")
+        return cfg, resolve_run_dir(baseline, runs_dir) if baseline else None
+
+    cfg, baseline_dir = on_main(configure)
+    result = run_cas(cfg, baseline_run=baseline_dir, resume=resume, overwrite=overwrite, dist=dist)
     line = f"CAS of {synthetic}: test accuracy [bold]{result['test_acc']:.2%}[/bold], "
     line += f"macro-F1 {result['macro_f1']:.3f} ({cfg.model}, trained on synthetic images only)"
     if "real_baseline" in result:
@@ -141,31 +163,48 @@ def pipeline_command(
     ] = None,
     gan_width: Annotated[int | None, typer.Option(help="Override the GAN's ngf and ndf.")] = None,
     feature_extractor: HiddenFeatureExtractor = _P.feature_extractor,
+    nproc: Nproc = _DIST.nproc,
+    dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
     """The whole study: data -> the classifiers -> the best by validation accuracy -> gan-train
     -> synthesize -> the best architecture retrained on real + synthetic -> compare -> CAS.
     Finished steps are skipped, so running it again after an interruption resumes it.
-    --epochs, --width and --image-size override the classifier preset's values."""
+    --epochs, --width and --image-size override the classifier preset's values.
+    Several processes (`torchrun --nproc-per-node N cli.py pipeline ...`, or --nproc N): every
+    training and evaluation step runs on all of them, every other step on rank 0 alone."""
     from rich.table import Table
 
     from classify.training.trainer import TrainInterrupted
+    from commands.launch import launch_workers
+    from core.device import join_group
+    from core.distributed import is_main
+    from core.ranks import main_only
     from study.pipeline.arms import parse_arms
     from study.pipeline.curve import parse_sizes, run_learning_curve, size_config
     from study.pipeline.runner import run_pipeline
 
-    classifier = {"epochs": epochs, "width": width, "image_size": image_size}
-    gan = {"iterations": gan_iterations, "ngf": gan_width, "ndf": gan_width}
-    if gan_iterations is not None:
-        gan["eval_every"] = gan_iterations
-    sizes = parse_sizes(train_per_class)
-    cfg = config_of(
-        PipelineConfig,
-        ctx,
-        classifier={k: v for k, v in classifier.items() if v is not None},
-        gan={k: v for k, v in gan.items() if v is not None},
-        train_per_class=sizes[-1],
-        arms=parse_arms(arms),
-    )
+    dist = config_of(DistConfig, ctx).validate()
+    if launch_workers(ctx, dist.nproc):
+        return  # rank 0 of the workers printed the summary
+    join_group(device, dist.dist_timeout)  # under torchrun: rank 0 decides for all from here on
+
+    def configure() -> tuple[PipelineConfig, tuple[int, ...]]:
+        classifier = {"epochs": epochs, "width": width, "image_size": image_size}
+        gan = {"iterations": gan_iterations, "ngf": gan_width, "ndf": gan_width}
+        if gan_iterations is not None:
+            gan["eval_every"] = gan_iterations
+        sizes = parse_sizes(train_per_class)
+        cfg = config_of(
+            PipelineConfig,
+            ctx,
+            classifier={k: v for k, v in classifier.items() if v is not None},
+            gan={k: v for k, v in gan.items() if v is not None},
+            train_per_class=sizes[-1],
+            arms=parse_arms(arms),
+        )
+        return cfg, sizes
+
+    cfg, sizes = main_only(configure)  # a refusal is printed once
     try:
         if len(sizes) > 1:
             curve = run_learning_curve(cfg, sizes)
@@ -173,11 +212,15 @@ def pipeline_command(
             console.print(f"learning curve: [bold]{curve['figure']}[/bold]", highlight=False)
             return
         if cfg.data is not None and "train_per_class" in given(ctx):
-            cfg = size_config(cfg, sizes[0])  # a subset of the user's data, in DATA_DIR
-        study = run_pipeline(cfg)
+            whole = cfg  # a subset of the user's data, in DATA_DIR
+            cfg = main_only(lambda: size_config(whole, sizes[0]))
+        study = run_pipeline(cfg, dist)
     except (TrainInterrupted, KeyboardInterrupt) as stop:
-        err_console.print(f"[yellow]interrupted: {stop}[/yellow]", highlight=False)
-        err_console.print("run the same command again to resume where it stopped", highlight=False)
+        if is_main():  # rank 0 speaks for all the processes
+            err_console.print(f"[yellow]interrupted: {stop}[/yellow]", highlight=False)
+            err_console.print(
+                "run the same command again to resume where it stopped", highlight=False
+            )
         raise typer.Exit(130) from None
     console.print(summary_table(study, Table))
     console.print(f"report: [bold]{study['report']}[/bold]", highlight=False)

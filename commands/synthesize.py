@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from augment.gan.config import SynthConfig
-from commands.common import user_errors
+from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.gan import prefer_passive_openmp
 from commands.options import Device, FeatureExtractor, Overwrite, Progress, RunsDir
@@ -157,4 +157,4 @@ def _print_diversity(manifest: Manifest, fid: FidScores) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("synthesize")(user_errors(synthesize_command))
+    app.command("synthesize")(user_errors(one_process("synthesize")(synthesize_command)))

@@ -80,6 +80,15 @@ def setup_device(
     return device
 
 
+def join_group(name: str = "auto", timeout: float = TIMEOUT_S) -> None:
+    """Under torchrun with several processes, join the process group now (on ``name``'s device, as
+    :func:`setup_device` does), so that from here on rank 0 decides for every rank
+    (:func:`core.distributed.on_main`): a command made of several steps joins before its first
+    step. Nothing in one process."""
+    if launched_world_size() > 1:
+        setup_device(name, timeout=timeout)
+
+
 def amp_dtype(device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``device``: bf16/fp16 on CUDA, none on CPU."""
     if device.type != "cuda":

@@ -17,6 +17,7 @@ exactly the code path it always took. Nothing here imports torch before it is ne
 - :func:`rank`, :func:`world_size`, :func:`is_main`, :func:`launched_world_size`;
 - :func:`on_main`: rank 0 alone runs a function (opening or writing a run folder) and every rank
   gets its result, or its one-line error (:class:`SharedError` on the other ranks);
+- :func:`alone`: this process acts as a one-process run (:func:`core.ranks.main_only`);
 - :func:`same_on_every_rank`, :func:`check_batch_split`: refusals that hold on every rank;
 - :func:`peer_errors`: a collective broken by a dead rank becomes a one-line error;
 - sharing work and numbers, stopping together: :mod:`core.ranks`.
@@ -85,9 +86,13 @@ def launched_world_size() -> int:
     return max(1, _env_int("WORLD_SIZE", 1))
 
 
+_alone = False  # inside alone(): this process acts as a one-process run
+
+
 def group() -> Any:
-    """``torch.distributed`` when a process group is up, else None (without importing torch)."""
-    if "torch.distributed" not in sys.modules:
+    """``torch.distributed`` when a process group is up, else None (without importing torch;
+    None inside :func:`alone`)."""
+    if _alone or "torch.distributed" not in sys.modules:
         return None
     import torch.distributed as dist
 
@@ -175,10 +180,11 @@ def collective_device() -> torch.device:
 # --- rank 0 decides, every rank learns ------------------------------------------------------------
 
 
-def on_main(fn: Callable[[], T]) -> T:
+def on_main(fn: Callable[[], T], *, over: Any = None, interrupts: bool = False) -> T:
     """``fn()`` on rank 0, its result (picklable) broadcast to every rank; a UserError there is
     raised on every rank (:class:`SharedError` on the others), any other failure too. One
-    process: just ``fn()``."""
+    process: just ``fn()``. ``over``: the group to broadcast in (default: the default group);
+    ``interrupts``: a Ctrl-C on rank 0 is a KeyboardInterrupt on every rank (else an error)."""
     if not is_active():
         return fn()
     import torch.distributed as dist
@@ -191,16 +197,31 @@ def on_main(fn: Callable[[], T]) -> T:
         except UserError as exc:
             box[0], failure = ("error", str(exc)), exc
         except BaseException as exc:  # a crash or Ctrl-C: the others must not wait for ever
-            box[0], failure = ("crash", f"{type(exc).__name__}: {exc}"), exc
-    dist.broadcast_object_list(box, src=0)
+            kind = "interrupt" if interrupts and isinstance(exc, KeyboardInterrupt) else "crash"
+            box[0], failure = (kind, f"{type(exc).__name__}: {exc}"), exc
+    dist.broadcast_object_list(box, src=0, group=over)
     kind, value = box[0]
     if failure is not None:
         raise failure
     if kind == "error":
         raise SharedError(value)
+    if kind == "interrupt":
+        raise KeyboardInterrupt
     if kind == "crash":
         raise RuntimeError(f"rank 0 failed: {value}")
     return value
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside, this process acts as a one-process run: no group (every helper here and in
+    :mod:`core.ranks` is the identity), rank 0 writes and prints (:func:`core.ranks.main_only`)."""
+    global _alone
+    before, _alone = _alone, True
+    try:
+        yield
+    finally:
+        _alone = before
 
 
 def same_on_every_rank(value: Any, what: str) -> None:

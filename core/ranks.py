@@ -1,6 +1,8 @@
 """What the ranks of a multi-process run (:mod:`core.distributed`) do together; in one process
 every function here is the plain computation (a loop, the values themselves, the usual guard).
 
+- :func:`main_only`: rank 0 does a whole step by itself, as one process would, while the others
+  wait (a synthetic set, a report: the steps of ``cli pipeline`` that are not training);
 - :func:`map_sharded`: items dealt round-robin to the ranks, each computed once, the results
   gathered back in the input order on every rank (evaluation batches, feature batches);
 - :func:`batch_part`: this rank's contiguous slice of a global training batch;
@@ -12,15 +14,30 @@ every function here is the plain computation (a loop, the values themselves, the
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TypeVar
 
-from core.distributed import collective_device, group, is_active, rank, world_size
+from core.distributed import (
+    TIMEOUT_S,
+    alone,
+    collective_device,
+    group,
+    is_active,
+    on_main,
+    rank,
+    world_size,
+)
 from core.interrupts import InterruptGuard
 
 A = TypeVar("A")
 B = TypeVar("B")
+T = TypeVar("T")
+
+# How long the other ranks wait for a step rank 0 does alone (main_only): such a step may take far
+# longer than a collective should; a rank 0 that dies closes its connections, which ends the wait.
+MAIN_ONLY_TIMEOUT_S = 24 * 3600.0
 
 
 def barrier() -> None:
@@ -28,6 +45,38 @@ def barrier() -> None:
     dist = group()
     if dist is not None and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def main_only(fn: Callable[[], T]) -> T:
+    """``fn()`` on rank 0 alone, as a one-process run does it (:func:`core.distributed.alone`: it
+    writes, prints and enters no collective), while the other ranks wait; then every rank gets its
+    result, or its error (as :func:`~core.distributed.on_main` shares it), and a Ctrl-C there is a
+    KeyboardInterrupt on every rank. The others wait up to :data:`MAIN_ONLY_TIMEOUT_S` (in a gloo
+    group of their own), not the collective timeout: synthesizing a set or drawing a report may
+    take longer. Nested calls, and one process: just ``fn()``."""
+    if not is_active():
+        return fn()
+
+    def by_itself() -> T:
+        with alone():
+            return fn()
+
+    return on_main(by_itself, over=_waiting_group(), interrupts=True)
+
+
+_waiting: dict[int, Any] = {}  # id of the default group -> the group main_only waits in
+
+
+def _waiting_group() -> Any:
+    """The gloo group of every rank that :func:`main_only` waits in; made once, by every rank."""
+    import torch.distributed as dist
+
+    key = id(dist.group.WORLD)
+    if key not in _waiting:
+        seconds = max(MAIN_ONLY_TIMEOUT_S, TIMEOUT_S)
+        _waiting.clear()
+        _waiting[key] = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=seconds))
+    return _waiting[key]
 
 
 # --- sharding -------------------------------------------------------------------------------------

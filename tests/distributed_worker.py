@@ -52,9 +52,15 @@ def gradient_match(sync_bn: bool) -> dict[str, float]:
 
 
 def primitives() -> dict[str, object]:
-    from core.distributed import SharedError, check_batch_split, on_main, same_on_every_rank
+    from core.distributed import (
+        SharedError,
+        check_batch_split,
+        is_active,
+        on_main,
+        same_on_every_rank,
+    )
     from core.errors import UserError
-    from core.ranks import all_sum, batch_part, gather_objects, map_sharded
+    from core.ranks import all_sum, batch_part, gather_objects, main_only, map_sharded
 
     out: dict[str, object] = {}
     out["map_sharded"] = map_sharded(list(range(7)), lambda i: i * i)
@@ -67,6 +73,14 @@ def primitives() -> dict[str, object]:
     except UserError as exc:
         out["on_main_error"] = f"own: {exc}"
     out["on_main_value"] = on_main(lambda: "from rank 0")
+    # Rank 0 alone, as one process: no collective inside (nested helpers are the identity).
+    out["main_only"] = main_only(
+        lambda: [is_active(), on_main(lambda: 7), map_sharded([1, 2], str)]
+    )
+    try:
+        main_only(lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+    except KeyboardInterrupt:
+        out["main_only_interrupt"] = True
     try:
         same_on_every_rank(torch.distributed.get_rank(), "rank numbers")
     except UserError as exc:

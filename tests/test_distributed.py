@@ -128,6 +128,7 @@ def test_sharding_and_shared_refusals(ranks: tuple[Path, list[dict]]) -> None:
         assert result["parts"] == [[0, 4], [4, 7]] and result["all_sum"] == [2.0, 5.0]
         assert result["on_main_error"] == ("own", "shared")[r] + ": refused on rank 0"
         assert result["on_main_value"] == "from rank 0"
+        assert result["main_only"] == [False, 7, ["1", "2"]] and result["main_only_interrupt"]
         assert "differ between rank 0 and rank(s) 1" in result["differ"]
         assert result["batch_split"].startswith("--batch-size 7: the global batch is split")
 

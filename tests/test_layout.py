@@ -82,3 +82,26 @@ def test_no_commands_module_outside_the_cli_layer() -> None:
     """Commands are found by the explicit list in cli.py, never by a file-name convention."""
     stray = [str(p.relative_to(ROOT)) for p in modules(*LIBRARY) if p.stem.startswith("commands")]
     assert stray == []
+
+
+def test_an_installed_toolkit_has_every_package() -> None:
+    """pyproject's package list holds every package the CLI imports (``pip install .`` without
+    ``commands`` gave an installed ``cli`` that failed with "No module named commands")."""
+    import fnmatch
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")  # no tomllib on Python 3.10
+
+    def listed(key: str) -> list[str]:
+        found = re.search(rf"^{key} = \[([^\]]*)\]", text, re.M)
+        assert found, key
+        return re.findall(r'"([^"]+)"', found.group(1))
+
+    include, modules_ = listed("include"), listed("py-modules")
+    for package in PACKAGES:
+        if (ROOT / f"{package}.py").is_file():
+            assert package in modules_, package
+            continue
+        for init in (ROOT / package).rglob("__init__.py"):
+            name = ".".join(init.parent.relative_to(ROOT).parts)
+            assert any(fnmatch.fnmatch(name, pattern) for pattern in include), name

@@ -13,6 +13,9 @@ smaller subsets are nested in the larger ones.
 Bands (Cumming & Finch 2005 style: an interval of the mean, stated): with several seeds, the 95%
 t-interval of the mean test accuracy over seeds (seed-to-seed variation); with one seed, the Wilson
 95% interval of the test accuracy over the test images (test-sampling variation only).
+
+Under torchrun with several processes every rank runs each study (:mod:`study.pipeline.runner`);
+rank 0 alone writes the subsets, the figure and the JSON, and every rank returns its curve.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from core.data import scan_dataset
 from core.errors import UserError
 from core.io import read_json, write_json
+from core.ranks import main_only
 from study.pipeline.config import PipelineConfig
 
 ARMS = ("real", "real+gan")  # the comparison's side A and side B
@@ -114,10 +118,19 @@ def run_learning_curve(
 ) -> dict[str, Any]:
     """One study per size, then the curve (written to ``<runs>/<name>-learning-curve.json`` and
     ``<reports>/<name>-learning-curve.png``); returns the curve with each size's study summary."""
+    from core.device import join_group
+
     if run_study is None:
         from study.pipeline.runner import run_pipeline as run_study
+    join_group(cfg.device)  # under torchrun: before rank 0 writes the first subset
     name = Path(cfg.data).name if cfg.data else "footwear"  # the embedded set's folder name
-    studies = {n: run_study(size_config(cfg, n)) for n in sizes}
+    studies = {n: run_study(main_only(lambda n=n: size_config(cfg, n))) for n in sizes}
+    return main_only(lambda: _write_curve(cfg, name, sizes, studies))
+
+
+def _write_curve(
+    cfg: PipelineConfig, name: str, sizes: Sequence[int], studies: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
     curve = {
         "data": cfg.data or name,
         "seeds": cfg.seeds,

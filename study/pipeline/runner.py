@@ -8,6 +8,12 @@ The steps are :mod:`study.pipeline.steps`; a small loop runs them in order. Ever
 outputs first and is skipped when they exist and are complete; a step that was interrupted is
 resumed (training runs continue from last.pt), so running the same command again after Ctrl-C
 picks up where it stopped. What each step did is logged to ``runs/<prefix>pipeline.json``.
+
+Under torchrun with several processes every rank runs this loop and takes the same path through
+it: rank 0 decides whether each step is done and shares the answer; the training steps run on
+every rank (the work shared out as in ``cli train``), every other step, and every file this
+module writes, on rank 0 alone while the others wait (:func:`core.ranks.main_only`); every
+rank returns rank 0's summary.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.distributed import DistConfig, is_main
 from core.errors import UserError
 from core.io import write_json
 from core.manifest import FidScores
+from core.ranks import main_only
 from study.pipeline.config import PipelineConfig
 from study.pipeline.plan import StudyPlan, dataset_path
 from study.pipeline.steps import Step, pipeline_steps
@@ -35,13 +43,22 @@ class StepLog:
     path: Path
     steps: list[dict[str, Any]] = field(default_factory=list)
 
-    def run(self, name: str, done: Callable[[], bool], action: Callable[[], Any]) -> Any:
-        if done():
+    def run(
+        self,
+        name: str,
+        done: Callable[[], bool],
+        action: Callable[[], Any],
+        every_rank: bool = False,
+    ) -> Any:
+        """``action()`` unless ``done()``; with several processes rank 0 decides ``done()`` for
+        every rank, and ``action`` runs on every rank with ``every_rank``, else on rank 0 alone
+        (every rank gets its result)."""
+        if main_only(done):
             self.steps.append({"step": name, "status": "skipped (complete)", "seconds": 0.0})
             self._save()
             return None
         start = time.perf_counter()
-        result = action()
+        result = action() if every_rank else main_only(action)
         self.steps.append(
             {"step": name, "status": "ran", "seconds": round(time.perf_counter() - start, 1)}
         )
@@ -49,29 +66,42 @@ class StepLog:
         return result
 
     def _save(self) -> None:
-        write_json(self.path, {"steps": self.steps})
+        if is_main():  # rank 0's log (every rank keeps one, in step)
+            write_json(self.path, {"steps": self.steps})
 
 
 def run_steps(steps: Sequence[Step], log: StepLog) -> dict[str, Any]:
     """Run each step in order unless it is done; returns each step's result (None: skipped)."""
-    return {step.name: log.run(step.name, step.done, step.run) for step in steps}
+    return {step.name: log.run(step.name, step.done, step.run, step.every_rank) for step in steps}
 
 
-def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
+def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[str, Any]:
     """Run (or finish) the study; return the summary also written to ``<prefix>study.json``
-    (``<prefix>study-r<ratio>.json`` with a synthetic ratio)."""
+    (``<prefix>study-r<ratio>.json`` with a synthetic ratio). Under torchrun every rank calls it
+    (see the module docstring); ``dist``: the multi-process options (its collective timeout)."""
+    from core.device import join_group
+
     if cfg.seeds < 1:
         raise UserError(f"--seeds {cfg.seeds}: need at least 1")
+    join_group(cfg.device, (dist or DistConfig()).validate().dist_timeout)
     plan = StudyPlan(cfg, dataset_path(cfg), Path(cfg.runs_dir))
-    plan.runs.mkdir(parents=True, exist_ok=True)
     log = StepLog(plan.runs / f"{plan.prefix}{STATE_FILE}")
-    if cfg.data is not None and not plan.data.is_dir():
-        raise UserError(f"--data {plan.data}: folder not found")
+
+    def prepare() -> None:
+        plan.runs.mkdir(parents=True, exist_ok=True)
+        if cfg.data is not None and not plan.data.is_dir():
+            raise UserError(f"--data {plan.data}: folder not found")
+
+    main_only(prepare)
     results = run_steps(pipeline_steps(plan), log)
-    study = study_summary(plan, results["compare"], log.steps)
-    study["arms"] = results["arms"]
-    write_json(plan.runs / f"{plan.prefix}study{plan.ratio_suffix}.json", study)
-    return study
+
+    def summarize() -> dict[str, Any]:
+        study = study_summary(plan, results["compare"], log.steps)
+        study["arms"] = results["arms"]
+        write_json(plan.runs / f"{plan.prefix}study{plan.ratio_suffix}.json", study)
+        return study
+
+    return main_only(summarize)
 
 
 def study_summary(

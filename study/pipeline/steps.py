@@ -4,6 +4,13 @@ augmented retraining per seed -> CAS -> compare.
 A step is a name, ``done()`` (its outputs exist and are complete, so it is skipped) and ``run()``
 (make them; training steps resume from last.pt). Steps read names and configs from a
 :class:`~study.pipeline.plan.StudyPlan`, so a step's config is worked out when it is needed.
+
+Under torchrun with several processes (:mod:`core.distributed`) the runner decides ``done()`` on
+rank 0 for every rank. The training steps (``every_rank``: train-all, gan-train, the augmented,
+arm and CAS runs and their evaluations) run on every rank, sharing the work as ``cli train`` does;
+what they read from earlier steps' files (the run to continue, the configs derived from the
+baselines) rank 0 reads and shares. Every other step (data, synthesize, compare, arms) runs on
+rank 0 alone, as one process runs it, while the others wait (:func:`core.ranks.main_only`).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classify.training.config import TrainConfig
+from core.distributed import on_main
 from study.pipeline.arms import DEFAULT_ARMS
 from study.pipeline.config import PipelineConfig
 from study.pipeline.plan import StudyPlan, gan_complete, synthetic_complete
@@ -24,11 +32,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Step:
-    """``done()``: the outputs exist and are complete (the step is skipped); ``run()``: make them."""
+    """``done()``: the outputs exist and are complete (the step is skipped); ``run()``: make them.
+    ``every_rank``: with several processes every rank runs it (training); else rank 0 alone."""
 
     name: str
     done: Callable[[], bool]
     run: Callable[[], Any]
+    every_rank: bool = False
 
 
 def never_done() -> bool:
@@ -61,9 +71,10 @@ def arm_step(plan: StudyPlan, arm: str, seed: int) -> Step:
         run_dir = plan.runs / cfg.name
         return training_complete(run_dir, cfg.epochs) and evaluation_current(run_dir)
 
-    return Step(
-        f"arm {arm} seed {seed}", done, lambda: _train_and_evaluate(plan.arm_config(seed, arm))
-    )
+    def run() -> None:
+        _train_and_evaluate(on_main(lambda: plan.arm_config(seed, arm)))
+
+    return Step(f"arm {arm} seed {seed}", done, run, every_rank=True)
 
 
 def arms_step(plan: StudyPlan) -> Step:
@@ -112,14 +123,14 @@ def classifier_step(plan: StudyPlan, seed: int) -> Step:
 
         return train_all(plan.baseline_config(seed), plan.train_all_options(seed))
 
-    return Step(f"classifiers seed {seed}", done, run)
+    return Step(f"classifiers seed {seed}", done, run, every_rank=True)
 
 
 def gan_step(plan: StudyPlan) -> Step:
     def done() -> bool:
         return gan_complete(plan.gan_dir, plan.gan_config.iterations)
 
-    return Step("gan-train", done, lambda: _train_gan(plan.gan_config))
+    return Step("gan-train", done, lambda: _train_gan(plan.gan_config), every_rank=True)
 
 
 def synthesize_step(plan: StudyPlan) -> Step:
@@ -140,9 +151,10 @@ def augmented_step(plan: StudyPlan, seed: int) -> Step:
         run_dir = plan.runs / aug.name
         return training_complete(run_dir, aug.epochs) and evaluation_current(run_dir)
 
-    return Step(
-        f"augmented seed {seed}", done, lambda: _train_and_evaluate(plan.augmented_config(seed))
-    )
+    def run() -> None:
+        _train_and_evaluate(on_main(lambda: plan.augmented_config(seed)))
+
+    return Step(f"augmented seed {seed}", done, run, every_rank=True)
 
 
 def cas_step(plan: StudyPlan) -> Step:
@@ -158,10 +170,10 @@ def cas_step(plan: StudyPlan) -> Step:
     def run() -> Any:
         from study.cas import run_cas
 
-        baseline = plan.runs / plan.pairs[0][0]
-        return run_cas(plan.cas_config(), baseline_run=baseline, resume=True)
+        cas, baseline = on_main(lambda: (plan.cas_config(), plan.runs / plan.pairs[0][0]))
+        return run_cas(cas, baseline_run=baseline, resume=True)
 
-    return Step("cas", done, run)
+    return Step("cas", done, run, every_rank=True)
 
 
 def compare_step(plan: StudyPlan) -> Step:
@@ -181,7 +193,7 @@ def _train_gan(cfg: GanConfig) -> Any:
     from augment.gan.trainer import train_gan
 
     run_dir = Path(cfg.runs_dir) / cfg.name
-    return train_gan(cfg, resume=(run_dir / "last.pt").is_file())
+    return train_gan(cfg, resume=on_main((run_dir / "last.pt").is_file))
 
 
 def _synthesize(cfg: SynthConfig) -> Any:
@@ -196,9 +208,9 @@ def _train_and_evaluate(cfg: TrainConfig) -> None:
     from core.rundir import training_complete
 
     run_dir = Path(cfg.runs_dir) / cfg.name
-    if not training_complete(run_dir, cfg.epochs):
-        train(cfg, resume=(run_dir / "last.pt").is_file())
-    evaluate_run(run_dir, "best", device=cfg.device)
+    if not on_main(lambda: training_complete(run_dir, cfg.epochs)):  # rank 0 decides for all
+        train(cfg, resume=on_main((run_dir / "last.pt").is_file))
+    evaluate_run(run_dir, "best", device=cfg.device)  # sharded across the ranks
 
 
 def _compare(a: list[str], b: list[str], out: Path, cfg: PipelineConfig) -> dict[str, Any]:
