@@ -19,7 +19,14 @@ import typer
 from classify.augment_spec import CROPS, DEFAULT_CROP, MIXES, POLICIES, parse_augment
 from classify.explain.methods import CAM_METHODS, FAITHFULNESS_METRICS
 from classify.names import MODEL_NAMES
-from classify.training.config import DEFAULT_LR, OPTIMIZERS, SCHEDULERS
+from classify.training.config import (
+    DEFAULT_LR,
+    FINETUNE_LR_FACTOR,
+    OPTIMIZERS,
+    SCHEDULERS,
+    SYNTHETIC_BN,
+    SYNTHETIC_LABELS,
+)
 from classify.training.presets import CLASSIFIER_PRESETS
 from core.errors import UserError
 from core.names import DEVICES, RESIZE_MODES
@@ -229,6 +236,70 @@ SyntheticRatio = Annotated[
     typer.Option(
         "--synthetic-ratio",
         help="Synthetic images per real training image of each class (default: all).",
+    ),
+]
+
+
+# --- recipes for the synthetic images (classify.training.recipe) ---------------------------------
+
+SyntheticBatch = Annotated[
+    int,
+    typer.Option(
+        "--synthetic-batch",
+        help="0: synthetic images mixed into the training set. B > 0: every step takes a full "
+        "real batch as the real-only run does (same batches, steps and augmentation) plus B "
+        "synthetic images (He et al. 2023: real exposure held fixed).",
+    ),
+]
+SyntheticWeight = Annotated[
+    float,
+    typer.Option(
+        "--synthetic-weight",
+        help="Weight of the synthetic images' loss (>= 0; per sample in mixed batches).",
+    ),
+]
+SyntheticLabels = Annotated[
+    choice(SYNTHETIC_LABELS),
+    typer.Option(
+        "--synthetic-labels",
+        help="Targets of the synthetic images: the GAN's class, or a --teacher's softened "
+        "probabilities (knowledge distillation).",
+    ),
+]
+Teacher = Annotated[
+    str | None,
+    typer.Option(
+        "--teacher",
+        help="Classifier run trained on the real images (folder, or name under --runs-dir) whose "
+        "best.pt labels the synthetic images (with --synthetic-labels teacher).",
+    ),
+]
+Temperature = Annotated[
+    float,
+    typer.Option("--temperature", help="Softmax temperature of the teacher's targets (> 0)."),
+]
+SyntheticBn = Annotated[
+    choice(SYNTHETIC_BN),
+    typer.Option(
+        "--synthetic-bn",
+        help="separate: auxiliary BatchNorm for the synthetic images (AdvProp); real images and "
+        "evaluation use the main one. Needs --synthetic-batch.",
+    ),
+]
+FinetuneRealEpochs = Annotated[
+    int,
+    typer.Option(
+        "--finetune-real-epochs",
+        help="After --epochs, this many epochs on the real images only at --finetune-lr.",
+    ),
+]
+FinetuneLr = Annotated[
+    float | None,
+    typer.Option(
+        "--finetune-lr",
+        help=f"Constant learning rate of the finetune epochs (default: {FINETUNE_LR_FACTOR:g} "
+        "x the base --lr).",
+        show_default=False,
     ),
 ]
 

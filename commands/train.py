@@ -20,6 +20,8 @@ from commands.options import (
     Device,
     DistTimeout,
     Epochs,
+    FinetuneLr,
+    FinetuneRealEpochs,
     ImageSize,
     LearningRate,
     Model,
@@ -35,7 +37,13 @@ from commands.options import (
     Scheduler,
     Strict,
     SyncBn,
+    SyntheticBatch,
+    SyntheticBn,
+    SyntheticLabels,
     SyntheticRatio,
+    SyntheticWeight,
+    Teacher,
+    Temperature,
     TrainSeed,
     ValFraction,
     VitDepth,
@@ -120,6 +128,14 @@ def train_command(
             "set's size to give an augmented run its baseline's number of optimizer steps."
         ),
     ] = _D.epoch_size,
+    synthetic_batch: SyntheticBatch = _D.synthetic_batch,
+    synthetic_weight: SyntheticWeight = _D.synthetic_weight,
+    synthetic_labels: SyntheticLabels = _D.synthetic_labels,
+    teacher: Teacher = _D.teacher,
+    temperature: Temperature = _D.temperature,
+    synthetic_bn: SyntheticBn = _D.synthetic_bn,
+    finetune_real_epochs: FinetuneRealEpochs = _D.finetune_real_epochs,
+    finetune_lr: FinetuneLr = _D.finetune_lr,
     resume: Resume = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
@@ -132,7 +148,13 @@ def train_command(
 
     --resume continues with the run's saved settings and refuses options that differ from them,
     except --data, --device, --workers and --epochs (raise it to extend the run; the learning-rate
-    schedule is then recomputed over the new total).
+    schedule is then recomputed over the new total; refused once a --finetune-real-epochs phase
+    has begun).
+
+    Synthetic images (--synthetic): mixed into the batches (default), or added to full real
+    batches (--synthetic-batch B), weighted (--synthetic-weight), softly labelled by a real-trained
+    --teacher, normalised by their own BatchNorm (--synthetic-bn separate), then fine-tuned on the
+    real images alone (--finetune-real-epochs).
 
     Several processes: `torchrun --nproc-per-node N cli.py train ...` (or --nproc N); --batch-size
     is then the global batch, and a run resumes on any number of processes.

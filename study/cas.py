@@ -65,7 +65,7 @@ def run_cas(
     dist = (dist or DistConfig()).validate()
     join_group(cfg.device, dist.dist_timeout)  # rank 0 decides from here on
     run_dir = Path(cfg.runs_dir) / cfg.name
-    if not on_main(lambda: resume and training_complete(run_dir, cfg.epochs)):
+    if not on_main(lambda: resume and training_complete(run_dir, cfg.total_epochs)):
         partial = on_main(lambda: resume and (run_dir / "last.pt").is_file())
         train(cfg, resume=partial, overwrite=overwrite and not partial, dist=dist)
     metrics = (

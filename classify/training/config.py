@@ -14,6 +14,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "none")
 AUGMENTS = CROPS  # classify.transforms.AUGMENTATIONS; --augment may add a policy and a mix
 TRAIN_ON = ("real", "synthetic")
+SYNTHETIC_LABELS = ("hard", "teacher")  # classify.training.teacher: soft targets of a real run
+SYNTHETIC_BN = ("shared", "separate")  # classify.models.dual_bn: AdvProp's auxiliary BatchNorm
+FINETUNE_LR_FACTOR = 0.01  # --finetune-lr default: this times the base learning rate
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
 
@@ -56,10 +59,30 @@ class TrainConfig:
     )
     epoch_size: int | None = None  # images drawn per epoch; None: the whole training set. An
     # augmented run sets it to the real set's size to take as many optimizer steps as its baseline.
+    # Recipes for the synthetic images (classify.training.recipe):
+    synthetic_batch: int = 0  # 0: mixed batches; B > 0: a full real batch + B synthetic per step
+    synthetic_weight: float = 1.0  # weight of the synthetic images' loss
+    synthetic_labels: str = "hard"  # hard: the GAN's class; teacher: a real run's soft targets
+    teacher: str | None = None  # classifier run (folder or name under runs_dir) for "teacher"
+    temperature: float = 2.0  # the teacher's softmax temperature
+    synthetic_bn: str = "shared"  # separate: auxiliary BatchNorm for synthetic images
+    finetune_real_epochs: int = 0  # epochs on the real images only after ``epochs``
+    finetune_lr: float | None = None  # constant lr then; None: FINETUNE_LR_FACTOR * learning_rate
 
     @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def finetune_learning_rate(self) -> float:
+        if self.finetune_lr is not None:
+            return self.finetune_lr
+        return FINETUNE_LR_FACTOR * self.learning_rate
+
+    @property
+    def total_epochs(self) -> int:
+        """The main epochs plus the real-only fine-tuning epochs after them."""
+        return self.epochs + self.finetune_real_epochs
 
     def validate(self) -> TrainConfig:
         """Raise a one-line :class:`UserError` for any setting no run can use; return ``self``."""
@@ -72,12 +95,14 @@ class TrainConfig:
         parse_augment(self.augment)
         _choice("--resize-mode", self.resize_mode, RESIZE_MODES)
         _choice("--train-on", self.train_on, TRAIN_ON)
+        _choice("--synthetic-labels", self.synthetic_labels, SYNTHETIC_LABELS)
+        _choice("--synthetic-bn", self.synthetic_bn, SYNTHETIC_BN)
         name = self.name
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise UserError(
                 f"--name {name!r}: use a plain folder name (no slashes), e.g. resnet50-cbam"
             )
-        for ok, message in self._checks():
+        for ok, message in self._checks() + self._recipe_checks():
             if not ok:
                 raise UserError(message)
         return self
@@ -113,6 +138,59 @@ class TrainConfig:
             (
                 not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
                 "--nesterov: needs --optimizer sgd with --momentum > 0",
+            ),
+        ]
+
+    def _recipe_checks(self) -> list[tuple[bool, str]]:
+        from classify.models import is_vit
+
+        batch, has_synthetic = self.synthetic_batch, self.synthetic is not None
+        teacher = self.synthetic_labels == "teacher"
+        separate = self.synthetic_bn == "separate"
+        return [
+            (batch >= 0, f"--synthetic-batch {batch}: must be >= 0 (0: mixed batches)"),
+            (
+                self.synthetic_weight >= 0,
+                f"--synthetic-weight {self.synthetic_weight}: must be >= 0",
+            ),
+            (self.temperature > 0, f"--temperature {self.temperature}: must be > 0"),
+            (
+                self.finetune_real_epochs >= 0,
+                f"--finetune-real-epochs {self.finetune_real_epochs}: must be >= 0",
+            ),
+            (
+                self.finetune_lr is None or self.finetune_lr > 0,
+                f"--finetune-lr {self.finetune_lr}: must be > 0",
+            ),
+            (
+                has_synthetic or (batch == 0 and self.synthetic_weight == 1 and not teacher),
+                "--synthetic-batch, --synthetic-weight and --synthetic-labels teacher need "
+                "--synthetic DIR (a `cli synthesize` folder)",
+            ),
+            (
+                batch == 0 or self.train_on == "real",
+                f"--synthetic-batch {batch}: needs --train-on real (real batches to add to)",
+            ),
+            (
+                self.finetune_real_epochs == 0 or self.train_on == "real",
+                "--finetune-real-epochs: needs --train-on real (the run holds no real images)",
+            ),
+            (
+                not teacher or self.teacher is not None,
+                "--synthetic-labels teacher: needs --teacher RUN_DIR (a real-trained run)",
+            ),
+            (
+                teacher or self.teacher is None,
+                "--teacher: only used with --synthetic-labels teacher; add it or drop --teacher",
+            ),
+            (
+                not separate or batch >= 2,
+                "--synthetic-bn separate: needs --synthetic-batch >= 2 (the auxiliary BatchNorm "
+                "trains on the synthetic part of each step)",
+            ),
+            (
+                not separate or not is_vit(self.model),
+                f"--synthetic-bn separate: {self.model} has no BatchNorm; use a ResNet",
             ),
         ]
 

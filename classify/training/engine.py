@@ -17,6 +17,11 @@ its contiguous part of it (:func:`core.ranks.batch_part`); its loss is weighted 
 so DDP's gradient average is the gradient of the global batch's mean loss, as in one process. One
 all-reduce per step sums the loss and accuracy counts and carries the Ctrl-C votes
 (:class:`core.ranks.AgreedStop`); validation is sharded by batch; rank 0 writes.
+
+The recipes for synthetic images (:mod:`classify.training.recipe`) plan each epoch's batches;
+the steps themselves are :mod:`classify.training.steps` (with ``--synthetic-batch``: both parts
+split by rank, each part's sum weighted by its global count), and the finetune epochs after
+``epochs`` train on the real images only at a constant learning rate, the schedule paused.
 """
 
 from __future__ import annotations
@@ -29,11 +34,19 @@ import torch
 from torch import Tensor, nn
 
 from classify.augment_spec import parse_augment
-from classify.mixing import target_labels
 from classify.models import build_model
-from classify.training.batches import epoch_batches, epoch_generator, num_batches
+from classify.models.dual_bn import add_auxiliary_batchnorm, load_split_state
+from classify.training.batches import num_batches
 from classify.training.config import TrainConfig
 from classify.training.optim import apply_schedule, build_optimizer, build_scheduler, current_lr
+from classify.training.recipe import (
+    FINETUNE,
+    MAIN,
+    EpochPlan,
+    Sizes,
+    check_sizes,
+    plan_epoch,
+)
 from classify.training.run import (
     PartialEpoch,
     RunState,
@@ -42,14 +55,14 @@ from classify.training.run import (
     model_config_of,
     state_from_checkpoint,
 )
-from classify.training.trainset import TrainingSet, evaluate, to_device
-from classify.transforms import train_inputs
+from classify.training.steps import Steps
+from classify.training.teacher import soft_targets_of
+from classify.training.trainset import TrainingSet, evaluate
 from core.ddp import data_parallel
-from core.device import autocast, make_grad_scaler, memory_format
+from core.device import make_grad_scaler, memory_format
 from core.distributed import is_active, is_main
-from core.distributed import world_size as ranks
 from core.progress import TrainDisplay
-from core.ranks import AgreedStop, all_sum, batch_part, make_guard
+from core.ranks import AgreedStop, make_guard
 from core.rundir import RunDir, images_sha256
 from core.seeding import rng_state, seed_everything, set_rng_state
 
@@ -65,7 +78,7 @@ class TrainCallback:
         """After the epoch's history line and checkpoints are written."""
 
 
-class Trainer:
+class Trainer(Steps):
     """One run's model, optimizer, schedule and state; :func:`~classify.training.trainer.train`
     drives it."""
 
@@ -83,19 +96,36 @@ class Trainer:
         self.class_names = data.train.class_names
         self.augment = parse_augment(cfg.augment)
         self.model_cfg = model_config_of(cfg, len(self.class_names))
-        self.epoch_size = min(cfg.epoch_size or len(data.train), len(data.train))
+        self.sizes = Sizes.of(cfg, data.n_real, data.n_synthetic)
+        check_sizes(cfg, self.sizes)
+        self.epoch_size = self.sizes.epoch_size
         self.steps_per_epoch = num_batches(self.epoch_size, cfg.batch_size)
         self.fingerprint = images_sha256(data.train, data.val)
+        # Before the seed (the teacher draws nothing, and the student initialises as without).
+        self.soft_targets, self.teacher = soft_targets_of(cfg, data, device)
         seed_everything(cfg.seed)  # model initialisation
-        self.model = build_model(self.model_cfg).to(device, memory_format=memory_format(device))
+        model = build_model(self.model_cfg)
+        if cfg.synthetic_bn == "separate":
+            add_auxiliary_batchnorm(model)  # draws nothing either: copies of the initialised BN
+        self.model = model.to(device, memory_format=memory_format(device))
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.scaler = make_grad_scaler(device)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        smoothing = cfg.label_smoothing
+        self.sample_criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
+        self.sum_criterion = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="sum")
+        self.phase = MAIN
         self.state = RunState()
         self.distributed = is_active()
         self.net = data_parallel(self.model, device, sync_bn=sync_bn)  # self.model in one process
         self.guard = make_guard()
+
+    def steps_in(self, epoch: int) -> int:
+        """Optimizer steps in ``epoch`` (a finetune epoch draws the real images only)."""
+        if epoch <= self.cfg.epochs:
+            return self.steps_per_epoch
+        return num_batches(self.sizes.real_epoch_size, self.cfg.batch_size)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
@@ -111,6 +141,7 @@ class Trainer:
             rng=rng_state(),
             data_fingerprint=self.fingerprint,
             steps_per_epoch=self.steps_per_epoch,
+            teacher_digest=self.teacher.digest if self.teacher is not None else None,
         )
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
@@ -122,8 +153,9 @@ class Trainer:
             class_names=self.class_names,
             steps_per_epoch=self.steps_per_epoch,
             fingerprint=self.fingerprint,
+            teacher_digest=self.teacher.digest if self.teacher is not None else None,
         )
-        self.model.load_state_dict(checkpoint["model"])
+        load_split_state(self.model, checkpoint["model"], checkpoint.get("aux_bn"))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         apply_schedule(self.scheduler)  # the new total when --epochs was raised
@@ -141,64 +173,40 @@ class Trainer:
         self.save("last")
 
     # -- one epoch --------------------------------------------------------------------------------
-    def start_epoch(self, epoch: int) -> tuple[list[Tensor], torch.Generator, PartialEpoch]:
-        generator = epoch_generator(self.cfg.seed, epoch)
-        batches = epoch_batches(
-            len(self.data.train), self.cfg.batch_size, generator, self.epoch_size
-        )
+    def start_epoch(self, epoch: int) -> tuple[EpochPlan, PartialEpoch]:
+        plan = plan_epoch(self.cfg, self.sizes, epoch)
+        self.phase = plan.phase
+        if plan.phase == FINETUNE:  # constant; the schedule (and its step count) pauses
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.cfg.finetune_learning_rate
         partial = self.state.partial
+        stream = plan.synthetic_generator
         if partial is not None and partial.epoch == epoch:
-            generator.set_state(partial.generator_state)
+            plan.generator.set_state(partial.generator_state)
+            if stream is not None:
+                stream.set_state(partial.synthetic_generator_state)
         else:
-            partial = PartialEpoch(epoch, 0, generator.get_state())
+            state = stream.get_state() if stream is not None else None
+            partial = PartialEpoch(epoch, 0, plan.generator.get_state(), **_synthetic(state))
         self.state.partial = partial
-        return batches, generator, partial
-
-    def train_step(self, idx: Tensor, generator: torch.Generator) -> tuple[float, int]:
-        """One optimizer step on the images ``idx``; returns (summed loss, correct predictions)."""
-        cfg, device = self.cfg, self.device
-        x = to_device(self.data.train.images[idx], device)
-        y = to_device(self.data.train.labels[idx], device)
-        x, target = train_inputs(  # target: y, or class probabilities after a mix
-            x,
-            y,
-            self.augment,
-            hflip=cfg.hflip,
-            num_classes=len(self.class_names),
-            generator=generator,
-        )
-        if self.distributed:  # this rank's part of the global batch, augmented as one process does
-            part = batch_part(len(idx))
-            x, target = x[part], target[part]
-        x = x.contiguous(memory_format=memory_format(device))
-        with autocast(device):
-            logits = self.net(x)
-            loss = self.criterion(logits.float(), target)
-        self.optimizer.zero_grad(set_to_none=True)
-        # DDP averages over ranks: weighting by the share makes it the global batch's mean.
-        weighted = loss * (len(x) * ranks() / len(idx)) if self.distributed else loss
-        self.scaler.scale(weighted).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        correct = (logits.argmax(1) == target_labels(target)).sum()
-        if not self.distributed:
-            return loss.item() * len(idx), int(correct.item())
-        assert isinstance(self.guard, AgreedStop)
-        loss_sum, correct_sum, votes = all_sum(
-            [loss.item() * len(x), correct.item(), self.guard.flag()]
-        )
-        self.guard.agree(votes)
-        return loss_sum, round(correct_sum)
+        return plan, partial
 
     def run_epoch(self, epoch: int, display: TrainDisplay) -> dict[str, Any]:
-        batches, generator, partial = self.start_epoch(epoch)
-        display.start_epoch(epoch, self.cfg.epochs, len(batches), partial.batch)
+        plan, partial = self.start_epoch(epoch)
+        batches, generator, stream = plan.batches, plan.generator, plan.synthetic_generator
+        display.start_epoch(epoch, self.cfg.total_epochs, len(batches), partial.batch)
         self.net.train()
         for b in range(partial.batch, len(batches)):
             start = time.perf_counter()
             with self.guard.critical():
-                loss_sum, correct = self.train_step(batches[b], generator)
+                syn_loss, syn_seen = 0.0, 0
+                if plan.synthetic is None or stream is None:
+                    loss_sum, correct = self.train_step(batches[b], generator)
+                else:
+                    loss_sum, correct, syn_loss = self.split_step(
+                        batches[b], plan.synthetic[b], generator, stream
+                    )
+                    syn_seen = len(plan.synthetic[b])
                 # Replace, never mutate: a half-updated position must not be saved.
                 partial = PartialEpoch(
                     epoch,
@@ -208,6 +216,11 @@ class Trainer:
                     partial.correct + correct,
                     partial.seen + len(batches[b]),
                     partial.train_seconds + time.perf_counter() - start,
+                    **_synthetic(
+                        stream.get_state() if stream is not None else None,
+                        partial.synthetic_loss_sum + syn_loss,
+                        partial.synthetic_seen + syn_seen,
+                    ),
                 )
                 self.state.partial = partial
             if isinstance(self.guard, AgreedStop) and self.guard.stop:
@@ -215,7 +228,7 @@ class Trainer:
             logs = {
                 "loss": partial.loss_sum / partial.seen,
                 "acc": partial.correct / partial.seen,
-                "images_per_second": partial.seen / max(partial.train_seconds, 1e-9),
+                "images_per_second": _images(partial) / max(partial.train_seconds, 1e-9),
                 "lr": current_lr(self.optimizer),
             }
             display.batch(logs)
@@ -239,8 +252,13 @@ class Trainer:
             "val_acc": val_acc,
             "lr": current_lr(self.optimizer),
             "seconds": partial.train_seconds + time.perf_counter() - start,
-            "images_per_second": partial.seen / max(partial.train_seconds, 1e-9),
+            "images_per_second": _images(partial) / max(partial.train_seconds, 1e-9),
         }
+        if self.cfg.synthetic_batch:  # train_loss / train_acc: the real part's
+            seen = partial.synthetic_seen
+            record["train_synthetic_loss"] = partial.synthetic_loss_sum / seen if seen else None
+        if self.cfg.finetune_real_epochs:
+            record["phase"] = FINETUNE if epoch > self.cfg.epochs else MAIN
         with self.guard.critical():
             state = self.state
             # Best by validation accuracy, ties keep the earlier epoch; without a validation split
@@ -255,3 +273,17 @@ class Trainer:
             self.save(*(("best", "last") if improved else ("last",)))
             self.run.append_history(record)
         return record
+
+
+def _synthetic(state: Tensor | None, loss_sum: float = 0.0, seen: int = 0) -> dict[str, Any]:
+    """PartialEpoch's fields of the synthetic part (``--synthetic-batch``)."""
+    return {
+        "synthetic_generator_state": state,
+        "synthetic_loss_sum": loss_sum,
+        "synthetic_seen": seen,
+    }
+
+
+def _images(partial: PartialEpoch) -> int:
+    """Images the epoch has trained on so far, both parts."""
+    return partial.seen + partial.synthetic_seen

@@ -52,7 +52,7 @@ def train_evaluate(
     from classify.training.trainer import train
 
     run_dir = Path(cfg.runs_dir) / cfg.name
-    if not on_main(lambda: resume and training_complete(run_dir, cfg.epochs)):
+    if not on_main(lambda: resume and training_complete(run_dir, cfg.total_epochs)):
         partial = on_main(lambda: resume and (run_dir / "last.pt").is_file())
         train(cfg, resume=partial, overwrite=overwrite and not partial)
     if not on_main(lambda: evaluation_current(run_dir)):

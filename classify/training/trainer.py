@@ -3,7 +3,10 @@
 The training split is decoded once into memory and split (stratified, seeded) into train and
 validation; the test split is never read here. The run folder goes through the lifecycle of
 :mod:`core.rundir` (refusals before any data is read, creation once it has loaded, history
-truncation and config stamps on resume); the epochs themselves are :mod:`classify.training.engine`.
+truncation and config stamps on resume); the epochs themselves are
+:mod:`classify.training.engine`, the recipes for synthetic images (a synthetic batch on top of
+full real batches, loss weight, a teacher's soft targets, auxiliary BatchNorm, real-only finetune
+epochs after ``epochs``) :mod:`classify.training.recipe`.
 CUDA runs under autocast with a gradient scaler and channels_last; the CPU runs fp32 on all its
 cores. See :mod:`classify.training.run` for what the folder and the checkpoints hold.
 
@@ -33,10 +36,11 @@ import torch
 from classify.models import ModelConfig
 from classify.training.config import TrainConfig
 from classify.training.engine import TrainCallback, Trainer
+from classify.training.recipe import check_ranks, presentations, recipe_summary
 from classify.training.run import (
     check_checkpoint,
     dataset_summary,
-    resume_config,
+    reconcile,
     run_config_json,
 )
 from classify.training.trainset import build_training_set
@@ -114,11 +118,10 @@ def _open(
         resume=resume,
         overwrite=overwrite,
         check=check_checkpoint,
-        reconcile=lambda saved, requested, path, _: resume_config(
-            saved, requested, path
-        ).validate(),
+        reconcile=reconcile,
     )
     check_batch_split(cfg.batch_size, sync_bn=dist.sync_bn)
+    check_ranks(cfg, world_size(), dist.sync_bn)
     run.lock(world_size())
     return run, checkpoint, cfg
 
@@ -145,6 +148,8 @@ def _train(
     trainer = Trainer(cfg, data, device, run, callbacks or [], sync_bn=dist.sync_bn)
     same_on_every_rank(trainer.fingerprint, "decoded training images")
     smallest = trainer.epoch_size // trainer.steps_per_epoch
+    if cfg.finetune_real_epochs:
+        smallest = min(smallest, trainer.sizes.real_epoch_size // trainer.steps_in(cfg.epochs + 1))
     check_batch_split(cfg.batch_size, sync_bn=dist.sync_bn, smallest=smallest)
     if checkpoint is not None:
         trainer.restore(checkpoint)
@@ -152,7 +157,14 @@ def _train(
     dataset = dataset_summary(
         index.root, data.train, data.val, data.real_train_counts, trainer.fingerprint
     )
-    content = run_config_json(cfg, trainer.model_cfg, trainer.class_names, dataset, data.synthetic)
+    synthetic = data.synthetic
+    if synthetic is not None:
+        teacher = trainer.teacher.info if trainer.teacher is not None else None
+        synthetic = {**synthetic, "recipe": recipe_summary(cfg, teacher)}
+    exposure = presentations(cfg, trainer.sizes)
+    content = run_config_json(
+        cfg, trainer.model_cfg, trainer.class_names, dataset, synthetic, exposure
+    )
     run.write_config({**content, **distributed_summary(cfg.batch_size, dist)}, resume=resume)
     _train_epochs(trainer, display)
     barrier()  # every rank returns once rank 0's files are complete (the next step reads them)
@@ -165,8 +177,8 @@ def _train_epochs(trainer: Trainer, display: TrainDisplay) -> None:
     trainer.guard.on_deferred = lambda: display.notice(stop_notice("batch"))
     try:
         with trainer.guard, display:
-            display.start_run(cfg.name, cfg.epochs, trainer.steps_per_epoch, first)
-            for epoch in range(first, cfg.epochs + 1):
+            display.start_run(cfg.name, cfg.total_epochs, trainer.steps_per_epoch, first)
+            for epoch in range(first, cfg.total_epochs + 1):
                 record = trainer.run_epoch(epoch, display)
                 display.end_epoch(record)
                 for callback in trainer.callbacks:
@@ -184,7 +196,7 @@ def _interrupted(trainer: Trainer) -> TrainInterrupted:
         trainer.save_last()
         saved_now = (
             f"the run as it was in epoch {partial.epoch}, after batch {partial.batch}/"
-            f"{trainer.steps_per_epoch}"
+            f"{trainer.steps_in(partial.epoch)}"
         )
     if trainer.distributed:  # the others wait for rank 0's checkpoint (torchrun ends all at once)
         with contextlib.suppress(RuntimeError):

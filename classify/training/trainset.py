@@ -26,13 +26,19 @@ from core.ranks import map_sharded
 
 @dataclass
 class TrainingSet:
-    """What a run trains and validates on. ``train`` may hold synthetic images after the real ones;
-    ``val`` is real only."""
+    """What a run trains and validates on. ``train`` may hold synthetic images after the real ones
+    (its last ``n_synthetic``: indices ``n_real`` and up); ``val`` is real only."""
 
     train: ImageTensors
     val: ImageTensors
     real_train_counts: list[int]  # per class, before synthetic images were added
     synthetic: dict[str, Any] | None = None
+    n_synthetic: int = 0  # the synthetic images at the end of ``train`` (all of it for CAS)
+
+    @property
+    def n_real(self) -> int:
+        """The real images at the start of ``train``."""
+        return len(self.train) - self.n_synthetic
 
 
 def build_training_set(
@@ -55,15 +61,16 @@ def build_training_set(
     if len(train) < 2:
         raise UserError(f"{index.root / 'train'}: {len(train)} training image(s); need at least 2")
     real_counts = train.class_counts()
-    synthetic = None
+    synthetic, n_synthetic = None, 0
     if cfg.synthetic is not None:
         from classify.training.synthetic import concat, load_synthetic
 
         extra, synthetic = load_synthetic(cfg, train)
         train = extra if cfg.train_on == "synthetic" else concat(train, extra)
+        n_synthetic = len(extra)
     elif cfg.train_on == "synthetic":
         raise UserError("--train-on synthetic needs --synthetic DIR (a `cli synthesize` folder)")
-    return TrainingSet(train, val, real_counts, synthetic)
+    return TrainingSet(train, val, real_counts, synthetic, n_synthetic)
 
 
 @torch.inference_mode()

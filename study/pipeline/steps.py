@@ -69,7 +69,7 @@ def arm_step(plan: StudyPlan, arm: str, seed: int) -> Step:
 
         cfg = plan.arm_config(seed, arm)
         run_dir = plan.runs / cfg.name
-        return training_complete(run_dir, cfg.epochs) and evaluation_current(run_dir)
+        return training_complete(run_dir, cfg.total_epochs) and evaluation_current(run_dir)
 
     def run() -> None:
         _train_and_evaluate(on_main(lambda: plan.arm_config(seed, arm)))
@@ -113,7 +113,7 @@ def classifier_step(plan: StudyPlan, seed: int) -> Step:
 
         base, options = plan.baseline_config(seed), plan.train_all_options(seed)
         return plan.models_json(seed).is_file() and all(
-            training_complete(plan.runs / f"{options.prefix}{m}", base.epochs)
+            training_complete(plan.runs / f"{options.prefix}{m}", base.total_epochs)
             and evaluation_current(plan.runs / f"{options.prefix}{m}")
             for m in options.models
         )
@@ -149,7 +149,7 @@ def augmented_step(plan: StudyPlan, seed: int) -> Step:
 
         aug = plan.augmented_config(seed)
         run_dir = plan.runs / aug.name
-        return training_complete(run_dir, aug.epochs) and evaluation_current(run_dir)
+        return training_complete(run_dir, aug.total_epochs) and evaluation_current(run_dir)
 
     def run() -> None:
         _train_and_evaluate(on_main(lambda: plan.augmented_config(seed)))
@@ -165,7 +165,7 @@ def cas_step(plan: StudyPlan) -> Step:
 
         cas = plan.cas_config()
         scored = plan.manifest().cas is not None
-        return scored and training_complete(plan.runs / cas.name, cas.epochs)
+        return scored and training_complete(plan.runs / cas.name, cas.total_epochs)
 
     def run() -> Any:
         from study.cas import run_cas
@@ -208,7 +208,7 @@ def _train_and_evaluate(cfg: TrainConfig) -> None:
     from core.rundir import training_complete
 
     run_dir = Path(cfg.runs_dir) / cfg.name
-    if not on_main(lambda: training_complete(run_dir, cfg.epochs)):  # rank 0 decides for all
+    if not on_main(lambda: training_complete(run_dir, cfg.total_epochs)):  # rank 0 decides for all
         train(cfg, resume=on_main((run_dir / "last.pt").is_file))
     evaluate_run(run_dir, "best", device=cfg.device)  # sharded across the ranks
 
