@@ -34,6 +34,7 @@ from commands.options import (
 from core.distributed import DistConfig
 from core.progress import console, err_console
 from study.pipeline.config import PIPELINE_PRESETS, PipelineConfig
+from study.pipeline.recipes import GAN_RECIPES
 
 _D = TrainConfig()
 _P = PipelineConfig()
@@ -120,6 +121,16 @@ def pipeline_command(
     ] = _P.preset,
     per_class: Annotated[int, typer.Option(help="Synthetic images per class.")] = _P.per_class,
     synthetic_ratio: SyntheticRatio = _P.synthetic_ratio,
+    gan_recipe: Annotated[
+        choice(GAN_RECIPES),
+        typer.Option(
+            help="How the augmented run and every +gan arm take the synthetic images. separate: "
+            "the baseline's real batches (every real image shown as often) plus as many synthetic "
+            "images per step (He et al. 2023). mixed: the older recipe, real and synthetic in one "
+            "set with the baseline's optimizer steps (so fewer real presentations); its runs and "
+            "report are named -mixed.",
+        ),
+    ] = _P.gan_recipe,
     seeds: Annotated[
         int, typer.Option(help="Classifier seeds (baseline and augmented each).")
     ] = _P.seeds,
@@ -138,7 +149,11 @@ def pipeline_command(
         typer.Option(
             help="Training recipes of the best model, each set against real (pooled over seeds, "
             "Holm across arms): real, then +gan and/or +trivialaugment|randaugment|autoaugment|"
-            "mixup|cutmix, e.g. real,real+gan,real+trivialaugment,real+gan+trivialaugment.",
+            "mixup|cutmix, e.g. real,real+gan,real+trivialaugment,real+gan+trivialaugment. "
+            "+gan takes modifiers after colons: :teacher (soft labels of the seed's real "
+            "baseline), :separate-bn, :finetune (real-only epochs after, a quarter of the "
+            "epochs), :w<N> (synthetic loss weight), :mixed or :separate (the recipe), e.g. "
+            "real+gan:teacher:separate-bn+trivialaugment.",
             metavar="ARM[,ARM...]",
         ),
     ] = ",".join(_P.arms),
@@ -167,7 +182,8 @@ def pipeline_command(
     dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
     """The whole study: data -> the classifiers -> the best by validation accuracy -> gan-train
-    -> synthesize -> the best architecture retrained on real + synthetic -> compare -> CAS.
+    -> synthesize -> the best architecture retrained on real + synthetic (--gan-recipe) ->
+    compare -> CAS.
     Finished steps are skipped, so running it again after an interruption resumes it.
     --epochs, --width and --image-size override the classifier preset's values.
     Several processes (`torchrun --nproc-per-node N cli.py pipeline ...`, or --nproc N): every
@@ -200,7 +216,7 @@ def pipeline_command(
             classifier={k: v for k, v in classifier.items() if v is not None},
             gan={k: v for k, v in gan.items() if v is not None},
             train_per_class=sizes[-1],
-            arms=parse_arms(arms),
+            arms=parse_arms(arms, gan_recipe),
         )
         return cfg, sizes
 
@@ -236,6 +252,8 @@ def summary_table(study: dict, table_cls: type) -> object:
                 f"{row['run']} (val / test acc)", f"{row['val_acc']:.2%} / {row['test_acc']:.2%}"
             )
     table.add_row("best architecture (val acc)", study["best_model"])
+    if study.get("gan_recipe"):
+        table.add_row("GAN recipe (--gan-recipe)", study["gan_recipe"])
     untrained = study["fid"].get("untrained_generator") or {}
     for name, value in study["fid"]["per_class"].items():
         floor = study["fid"]["real_vs_real"].get(name)

@@ -110,14 +110,23 @@ def test_report_numbers_equal_the_runs_metrics(study: tuple[Path, list[str], dic
             assert float(shown["macro-F1"]) == pytest.approx(
                 metrics["macro_f1"], abs=0.5e-4 + 1e-12
             )
-    # The augmented run trained on real + synthetic with the baseline's step budget.
+    # The augmented run trained on real + synthetic by the default recipe: the baseline's real
+    # batches (real exposure and steps held fixed) plus a synthetic batch of the batch size
+    # (here capped at the 18 synthetic images).
     base = json.loads((root / "runs" / summary["baseline_runs"][0] / "config.json").read_text())
     aug = json.loads((root / "runs" / summary["augmented_runs"][0] / "config.json").read_text())
-    assert aug["train"]["epoch_size"] == base["dataset"]["n_train"]
-    assert aug["synthetic"]["path"].endswith("shapes-gan")
-    assert {
-        k: v for k, v in aug["train"].items() if k not in ("name", "synthetic", "epoch_size")
-    } == {k: v for k, v in base["train"].items() if k not in ("name", "synthetic", "epoch_size")}
+    assert aug["train"]["epoch_size"] is None and aug["synthetic"]["path"].endswith("shapes-gan")
+    assert aug["train"]["synthetic_batch"] == min(base["train"]["batch_size"], 18)
+    assert aug["synthetic"]["recipe"]["mode"] == "fixed-real-exposure"
+    for key in ("real_presentations", "optimizer_steps"):
+        assert aug[key] == base[key], key
+    assert (
+        aug["synthetic_presentations"] == aug["optimizer_steps"] * aug["train"]["synthetic_batch"]
+    )
+    changed = ("name", "synthetic", "synthetic_batch")
+    assert {k: v for k, v in aug["train"].items() if k not in changed} == {
+        k: v for k, v in base["train"].items() if k not in changed
+    }
     hist_a = (root / "runs" / summary["baseline_runs"][0] / "history.jsonl").read_text()
     hist_b = (root / "runs" / summary["augmented_runs"][0] / "history.jsonl").read_text()
     assert len(hist_a.splitlines()) == len(hist_b.splitlines())
@@ -165,6 +174,31 @@ def test_a_synthetic_ratio_adds_its_own_augmented_run(
     real = config["dataset"]["train_class_counts"]
     assert counts == {name: round(0.5 * n) for name, n in real.items()}
     assert Path(summary["report"]).parent.name.endswith("-baseline-vs-augmented-r0.5")
+
+
+@pytest.mark.slow
+def test_the_mixed_gan_recipe_trains_the_older_config_beside_the_default(
+    study: tuple[Path, list[str], dict],
+) -> None:
+    from cli import app
+
+    root, args, _ = study
+    result = CliRunner().invoke(app, [*args, "--gan-recipe", "mixed", "--no-cas"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((root / "runs" / "shapes-study-mixed.json").read_text())
+    status = {s["step"]: s["status"] for s in summary["steps"]}
+    assert status["gan-train"].startswith("skipped") and status["augmented seed 0"] == "ran"
+    (aug,) = summary["augmented_runs"]
+    assert aug.endswith("-aug-mixed") and summary["gan_recipe"] == "mixed"
+    base = json.loads((root / "runs" / summary["baseline_runs"][0] / "config.json").read_text())
+    config = json.loads((root / "runs" / aug / "config.json").read_text())
+    assert config["train"]["epoch_size"] == base["dataset"]["n_train"]
+    assert config["train"]["synthetic_batch"] == 0
+    assert config["synthetic"]["recipe"]["mode"] == "mixed-batches"
+    assert config["optimizer_steps"] == base["optimizer_steps"]
+    assert config["real_presentations"] < base["real_presentations"]  # diluted by the synthetic
+    assert Path(summary["report"]).parent.name.endswith("-baseline-vs-augmented-mixed")
+    assert (root / "runs" / f"{summary['baseline_runs'][0]}-aug" / "best.pt").is_file()  # kept
 
 
 def test_synthetic_class_mismatch_is_a_clear_error(
@@ -258,7 +292,8 @@ def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
     from cli import app
 
     data = make_dataset(tmp_path / "shapes", "shapes", train_per_class=8, test_per_class=4)
-    arms = "real,real+gan,real+trivialaugment,real+gan+mixup"
+    modified = "real+gan:teacher:separate-bn:finetune:w0.5+mixup"  # every modifier at once
+    arms = f"real,real+gan,real+trivialaugment,{modified}"
     args = ["pipeline", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
             "--synthetic-dir", str(tmp_path / "synthetic"), "--reports-dir",
             str(tmp_path / "reports"), *TINY, "--no-cas", "--seeds", "2", "--arms", arms]  # fmt: skip
@@ -266,21 +301,26 @@ def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
     assert result.exit_code == 0, result.output
     study = json.loads((tmp_path / "runs" / "shapes-study.json").read_text())
     best, runs = study["best_model"], tmp_path / "runs"
+    suffixes = {"real": "", "real+gan": "-aug", "real+trivialaugment": "-trivialaugment",
+                modified: "-aug-teacher-sepbn-ft-w0.5-mixup"}  # fmt: skip
+    saved = {}
     for seed in (0, 1):
         base = f"shapes-s{seed}-{best}"
-        configs = {
-            arm: json.loads((runs / f"{base}{suffix}" / "config.json").read_text())["train"]
-            for arm, suffix in (("real", ""), ("real+gan", "-aug"),
-                                ("real+trivialaugment", "-trivialaugment"),
-                                ("real+gan+mixup", "-aug-mixup"))
-        }  # fmt: skip
+        saved[seed] = {
+            arm: json.loads((runs / f"{base}{suffix}" / "config.json").read_text())
+            for arm, suffix in suffixes.items()
+        }
+        configs = {arm: config["train"] for arm, config in saved[seed].items()}
         assert configs["real+trivialaugment"]["augment"] == "pad-crop,trivialaugment"
         assert configs["real+trivialaugment"]["synthetic"] is None
-        assert configs["real+gan+mixup"]["augment"] == "pad-crop,mixup"
-        assert configs["real+gan+mixup"]["synthetic"] == configs["real+gan"]["synthetic"]
+        assert configs[modified]["augment"] == "pad-crop,mixup"
+        assert configs[modified]["synthetic"] == configs["real+gan"]["synthetic"]
+        recipe = {"synthetic_labels": "teacher", "teacher": base, "synthetic_bn": "separate",
+                  "finetune_real_epochs": 1, "synthetic_weight": 0.5}  # fmt: skip
+        assert {k: configs[modified][k] for k in recipe} == recipe
         # Only what the arm's name says differs from the run it builds on (same budget).
-        ignore = {"name", "augment"}
-        for arm, base_arm in (("real+trivialaugment", "real"), ("real+gan+mixup", "real+gan")):
+        ignore = {"name", "augment", *recipe}
+        for arm, base_arm in (("real+trivialaugment", "real"), (modified, "real+gan")):
             a, b = configs[arm], configs[base_arm]
             assert {k: v for k, v in a.items() if k not in ignore} == {
                 k: v for k, v in b.items() if k not in ignore
@@ -304,9 +344,28 @@ def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
     md, page = (report_dir / "report.md").read_text(), (report_dir / "report.html").read_text()
     assert "Arms: every recipe against real only" in md and table["verdict"] in md
     assert (
-        "real+gan+mixup" in page
-        and json.loads((report_dir / "report.json").read_text())["arms"] == table
+        modified in page and json.loads((report_dir / "report.json").read_text())["arms"] == table
     )
+    # Each arm's recipe and the images its runs were shown, as their config.json say.
+    keys = ("real_presentations", "synthetic_presentations", "optimizer_steps")
+    arms_md = (report_dir / "arms.md").read_text()
+    for arm, row in table["arms"].items():
+        shown = row["presentations"]
+        assert shown == {k: [saved[s][arm][k] for s in (0, 1)] for k in keys}, arm
+        assert f"| {arm} | {row['recipe']['text']} | {shown['real_presentations'][0]:,} |" in md
+        assert row["recipe"]["text"] in arms_md
+    real, gan = table["arms"]["real"]["presentations"], table["arms"]["real+gan"]["presentations"]
+    assert gan["real_presentations"] == real["real_presentations"]  # real exposure held fixed
+    assert table["arms"]["real+gan"]["recipe"]["text"].startswith("separate: each real batch")
+    teachers = f"soft labels of teacher shapes-s0-{best}, shapes-s1-{best} (T 2)"
+    assert teachers in table["arms"][modified]["recipe"]["text"]
+    assert f"{modified} (K = 1)" in table["budget"]
+    rule = "every arm trains the baseline's epochs with real exposure held fixed"
+    assert rule in md and rule in arms_md and "best epoch by validation accuracy" in md
+    # Every arm's validation curve, the mean over seeds, in one figure.
+    assert table["arms"][modified]["val_curve"]["epoch"] == [1, 2]  # + 1 finetune epoch
+    assert (report_dir / table["figure"]).is_file() and f"({table['figure']})" in md
+    assert "Validation accuracy per epoch of every arm" in page
     assert "arms verdict" in result.output
     # A re-run skips every finished arm; an unknown arm is a one-line error.
     again = CliRunner().invoke(app, args)

@@ -1,13 +1,15 @@
 """The study's arms: named training recipes of the best architecture, each set against ``real``.
 
-An arm is ``real`` plus ``+``-joined parts: ``gan`` (the study's synthetic set, as the augmented run
-uses it) and classical augmentations of ``--augment`` (``trivialaugment``, ``randaugment``,
-``autoaugment``, ``mixup``, ``cutmix``; Müller & Hutter 2021, Cubuk et al. 2019/2020, Zhang et al.
-2018, Yun et al. 2019), e.g. ``real+trivialaugment`` or ``real+gan+mixup``. Every arm trains the
-seed's baseline config (same architecture, seed, hyper-parameters, epochs and optimizer steps;
-the crop and flip of the baseline kept), changing only what its name says. ``real`` is the
-baseline itself and ``real+gan`` is the augmented run, so a study with the default arms is the
-study as before.
+An arm is ``real`` plus ``+``-joined parts: ``gan`` (the study's synthetic set, by the recipe of
+``--gan-recipe``, :mod:`study.pipeline.recipes`; modifiers after colons change it, e.g.
+``gan:teacher:separate-bn``) and classical augmentations of ``--augment`` (``trivialaugment``,
+``randaugment``, ``autoaugment``, ``mixup``, ``cutmix``; Müller & Hutter 2021, Cubuk et al.
+2019/2020, Zhang et al. 2018, Yun et al. 2019), e.g. ``real+trivialaugment`` or
+``real+gan:teacher+mixup``. Every arm trains the seed's baseline config (same architecture, seed,
+hyper-parameters and epochs; the crop and flip of the baseline kept), changing only what its name
+says; under the default ``separate`` recipe every real image is presented as often as in the
+baseline (a ``finetune`` arm adds its real-only epochs after). ``real`` is the baseline itself and
+``real+gan`` is the augmented run, so a study with the default arms is the study as before.
 
 The table (:func:`arm_table`) compares each arm with ``real`` (Dietterich 1998 for the paired
 tests): per seed the paired bootstrap interval of the accuracy delta and McNemar's exact test;
@@ -16,14 +18,14 @@ averages the seeds' deltas, its interval and a two-sided bootstrap p-value (twic
 mass beyond 0); Holm's step-down adjustment of those p-values across arms (Holm 1979). The verdict
 names the arm with the highest mean test accuracy and says whether its pooled interval excludes 0.
 Choices are never made on these test numbers: the architecture was picked on validation accuracy
-before any arm ran.
+before any arm ran. Each row also carries the arm's recipe and images shown, read from its runs'
+config.json (:mod:`study.pipeline.arm_report`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,57 +33,96 @@ import numpy as np
 from classify.augment_spec import MIXES, POLICIES, parse_augment
 from classify.training.config import TrainConfig
 from core.errors import UserError
+from study.pipeline.recipes import (
+    DEFAULT_GAN_RECIPE,
+    MODIFIERS,
+    GanRecipe,
+    SyntheticImages,
+    gan_config,
+    gan_suffix,
+    parse_modifiers,
+)
 
 REAL, GAN = "real", "gan"
 DEFAULT_ARMS = (REAL, "real+gan")
 CLASSICAL = (*POLICIES, *MIXES)
-USAGE = f"an arm is real, then +gan and/or +{'|+'.join(CLASSICAL)}, e.g. real+gan+trivialaugment"
+USAGE = (
+    f"an arm is real, then +gan (optionally :{':'.join(MODIFIERS)} after it) and/or "
+    f"+{'|+'.join(CLASSICAL)}, e.g. real+gan+trivialaugment or real+gan:teacher:separate-bn"
+)
 
 
-def parse_arm(arm: str) -> tuple[bool, tuple[str, ...]]:
-    """``(uses the GAN's images, classical parts)``; a one-line error for a malformed arm."""
+def parse_arm(
+    arm: str, gan_recipe: str = DEFAULT_GAN_RECIPE
+) -> tuple[GanRecipe | None, tuple[str, ...]]:
+    """``(the GAN recipe, or None for an arm without the GAN's images; classical parts)``; a
+    one-line error for a malformed arm. ``gan_recipe``: the study's ``--gan-recipe``."""
     head, *parts = [p.strip() for p in arm.split("+")]
-    unknown = [p for p in parts if p != GAN and p not in CLASSICAL]
-    if head != REAL or unknown or len(set(parts)) != len(parts):
+    names = [p.split(":")[0].strip() for p in parts]
+    unknown = [p for p in names if p != GAN and p not in CLASSICAL]
+    if head != REAL or unknown or len(set(names)) != len(names):
         raise UserError(f"--arms: {arm!r} is not an arm; {USAGE}")
-    classical = tuple(p for p in parts if p != GAN)
+    recipe = None
+    for part, name in zip(parts, names, strict=True):
+        modifiers = [m.strip() for m in part.split(":")[1:]]
+        if name != GAN and modifiers:
+            raise UserError(f"--arms: {arm!r}: modifiers go on +gan only, not on {name}; {USAGE}")
+        if name == GAN:
+            recipe = parse_modifiers(arm, modifiers, gan_recipe)
+    classical = tuple(p for p in names if p != GAN)
     if classical:
         parse_augment(",".join(classical))  # e.g. two policies: refused with the reason
-    return GAN in parts, classical
+    return recipe, classical
 
 
-def parse_arms(text: str | Sequence[str]) -> tuple[str, ...]:
-    """The arms of ``--arms`` (``real`` first, always there), each validated."""
+def parse_arms(text: str | Sequence[str], gan_recipe: str = DEFAULT_GAN_RECIPE) -> tuple[str, ...]:
+    """The arms of ``--arms`` (``real`` first, always there), each validated; two spellings of
+    one recipe (``real+gan`` and ``real+gan:separate`` by default) are refused like a repeat."""
     names = [a.strip() for a in (text.split(",") if isinstance(text, str) else text) if a.strip()]
+    runs: dict[str, str] = {}
     for arm in names:
-        parse_arm(arm)
+        suffix = arm_suffix(arm, None, gan_recipe)
+        if suffix in runs:
+            same = "is named twice" if runs[suffix] == arm else f"is {runs[suffix]!r} spelled again"
+            raise UserError(f"--arms {','.join(names)}: {arm!r} {same} (the same recipe)")
+        runs[suffix] = arm
     if REAL not in names:
         raise UserError(f"--arms {','.join(names)}: must include real (the arm the others face)")
-    if len(set(names)) != len(names):
-        raise UserError(f"--arms {','.join(names)}: an arm is named twice")
     return (REAL, *[a for a in names if a != REAL])
 
 
-def arm_suffix(arm: str, gan_suffix: str) -> str:
+def arm_suffix(arm: str, ratio: float | None = None, gan_recipe: str = DEFAULT_GAN_RECIPE) -> str:
     """The run-name suffix of an arm after the baseline's name (``real+gan``: the augmented run's
-    ``-aug``; ``real+gan+mixup``: ``-aug-mixup``; ``real+trivialaugment``: ``-trivialaugment``)."""
-    gan, classical = parse_arm(arm)
-    return (gan_suffix if gan else "") + "".join(f"-{p}" for p in classical)
+    ``-aug``; ``real+gan:teacher:separate-bn+mixup``: ``-aug-teacher-sepbn-mixup``;
+    ``real+trivialaugment``: ``-trivialaugment``; :func:`study.pipeline.recipes.gan_suffix`)."""
+    recipe, classical = parse_arm(arm, gan_recipe)
+    gan = gan_suffix(recipe, ratio) if recipe is not None else ""
+    return gan + "".join(f"-{p}" for p in classical)
 
 
 def arm_config(
-    baseline: TrainConfig, augmented: TrainConfig | None, arm: str, name: str
+    baseline: TrainConfig,
+    images: SyntheticImages | None,
+    arm: str,
+    name: str,
+    *,
+    gan_recipe: str = DEFAULT_GAN_RECIPE,
+    teacher: str | None = None,
 ) -> TrainConfig:
-    """The arm's training config: the augmented run's (GAN arms) or the baseline's, with the arm's
-    classical augmentations added to the baseline's crop."""
-    gan, classical = parse_arm(arm)
-    if gan and augmented is None:
+    """The arm's training config: the baseline's, with the synthetic ``images`` by the arm's GAN
+    recipe (GAN arms; ``teacher``: the seed's real run) and the arm's classical augmentations added
+    to the baseline's crop."""
+    recipe, classical = parse_arm(arm, gan_recipe)
+    if recipe is not None and images is None:
         raise UserError(f"--arms {arm}: needs the synthetic set (the GAN steps)")
-    base = augmented if gan and augmented is not None else baseline
+    if recipe is not None and images is not None:
+        base = gan_config(baseline, images, recipe, name, teacher)
+    else:
+        base = replace(baseline, name=name)
     if not classical:
-        return replace(base, name=name)
+        return base
     crop = parse_augment(baseline.augment).crop
-    return replace(base, name=name, augment=",".join((crop, *classical)))
+    return replace(base, augment=",".join((crop, *classical)))
 
 
 def arm_table(
@@ -90,6 +131,7 @@ def arm_table(
     """Each arm against ``real``; ``runs``: arm -> the seeds' :class:`RunResult` (same order)."""
     from study.compare.numbers import holm_adjust
     from study.compare.runs import align, check_pairable, correct
+    from study.pipeline.arm_report import arm_training, budget_rule
     from study.stats import bootstrap_delta, mcnemar_exact, mean_std
 
     real = runs[REAL]
@@ -126,10 +168,13 @@ def arm_table(
         others, holm_adjust([rows[a]["pooled"]["p_value"] for a in others]), strict=True
     ):
         rows[arm]["pooled"]["p_holm"] = p
+    for arm, arm_runs in runs.items():
+        rows[arm].update(arm_training(arm_runs))
     return {
         "arms": rows,
         "n_test": int(reference.predictions.true.size),
         "verdict": arm_verdict(rows),
+        "budget": budget_rule(rows),
     }
 
 
@@ -197,23 +242,3 @@ def arm_rows(table: dict[str, Any]) -> list[list[str]]:
             ]
         rows.append(cells)
     return rows
-
-
-def arm_markdown(table: dict[str, Any]) -> str:
-    """The table as Markdown, then the verdict."""
-    lines = ["| " + " | ".join(ARM_HEADERS) + " |", "|---|---:|---:|---:|---|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in arm_rows(table)]
-    return "\n".join([*lines, "", table["verdict"], ""])
-
-
-def write_arm_table(table: dict[str, Any], out: Path) -> None:
-    """arms.json and arms.md into the report folder ``out``, and the table into its report
-    (report.json, .md and .html re-rendered with an "Arms" section)."""
-    from core.io import atomic_write_text, read_json, write_json
-    from study.compare.job import write_report
-
-    write_json(out / "arms.json", table)
-    atomic_write_text(out / "arms.md", arm_markdown(table))
-    report = read_json(out / "report.json")
-    report["arms"] = table
-    write_report(out, report)

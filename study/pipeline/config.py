@@ -7,6 +7,7 @@ from typing import Any
 
 from augment.gan.config import GAN_PRESETS
 from classify.training.presets import CLASSIFIER_PRESETS
+from study.pipeline.recipes import DEFAULT_GAN_RECIPE, GanRecipe, gan_suffix
 
 # A pipeline preset names a classifier preset and a GAN preset (core.presets) at once.
 PIPELINE_PRESETS = tuple(n for n in CLASSIFIER_PRESETS.names if n in GAN_PRESETS.names)
@@ -20,6 +21,9 @@ class PipelineConfig:
     preset: str = "quick"  # classifier and GAN presets of the same name
     per_class: int = 500  # synthetic images per class
     synthetic_ratio: float | None = None  # synthetic images per real one in the augmented run
+    # How the GAN arms (the augmented run, every +gan arm) take the synthetic images
+    # (study.pipeline.recipes): "separate", real exposure held fixed; "mixed", the older recipe.
+    gan_recipe: str = DEFAULT_GAN_RECIPE
     seeds: int = 1  # classifier seeds (baseline and augmented runs each)
     train_per_class: int = 240  # real training images per class (footwear-N, or a subset of --data)
     models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam")
@@ -40,5 +44,12 @@ class PipelineConfig:
 
     @property
     def augmented_suffix(self) -> str:
-        """``-aug`` (all synthetic images), or ``-aug-r0.5`` with a synthetic ratio."""
-        return "-aug" if self.synthetic_ratio is None else f"-aug-r{self.synthetic_ratio:g}"
+        """``-aug`` (all synthetic images), ``-aug-r0.5`` with a synthetic ratio, ``-aug-mixed``
+        (``-aug-mixed-r0.5``) with the mixed GAN recipe."""
+        return gan_suffix(GanRecipe(self.gan_recipe), self.synthetic_ratio)
+
+    @property
+    def study_suffix(self) -> str:
+        """What the study's summary and report names add: ``-mixed`` for that recipe, then
+        ``-r<R>`` for a synthetic ratio (nothing for the defaults)."""
+        return self.augmented_suffix.removeprefix("-aug")

@@ -8,15 +8,17 @@ the plan can be made before any step has run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classify.training.config import TrainConfig
+from core.errors import UserError
 from core.io import read_json, read_jsonl
 from core.manifest import MANIFEST, Manifest
 from study.pipeline.config import PipelineConfig
+from study.pipeline.recipes import GanRecipe, SyntheticImages, changed_settings, gan_config
 
 if TYPE_CHECKING:
     from augment.gan.config import GanConfig, SynthConfig
@@ -37,8 +39,9 @@ class StudyPlan:
         return f"{self.data.name}-"
 
     @property
-    def ratio_suffix(self) -> str:
-        return "" if self.cfg.synthetic_ratio is None else f"-r{self.cfg.synthetic_ratio:g}"
+    def study_suffix(self) -> str:
+        """The summary's and report's: ``-mixed`` for that GAN recipe, ``-r<R>`` for a ratio."""
+        return self.cfg.study_suffix
 
     # --- baseline classifiers, one train-all per seed ---
 
@@ -113,14 +116,16 @@ class StudyPlan:
     def baseline_dir(self, seed: int) -> Path:
         return self.runs / f"{self.prefix}s{seed}-{self.best_model}"
 
+    def synthetic_images(self, seed: int) -> SyntheticImages:
+        """The synthetic set as the seed's GAN arms take it."""
+        return synthetic_images(self.baseline_dir(seed), self.synthetic, self.cfg.synthetic_ratio)
+
     def augmented_config(self, seed: int) -> TrainConfig:
-        """Same architecture, seed, hyper-parameters and optimizer steps as the seed's baseline."""
-        return augmented_config(
-            self.baseline_dir(seed),
-            f"{self.baseline_dir(seed).name}{self.cfg.augmented_suffix}",
-            str(self.synthetic),
-            self.cfg.synthetic_ratio,
-        )
+        """Same architecture, seed, hyper-parameters and epochs as the seed's baseline, the
+        synthetic images added by ``--gan-recipe`` (study.pipeline.recipes)."""
+        name = f"{self.baseline_dir(seed).name}{self.cfg.augmented_suffix}"
+        base = read_train_config(self.baseline_dir(seed))
+        return gan_config(base, self.synthetic_images(seed), GanRecipe(self.cfg.gan_recipe), name)
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -134,15 +139,25 @@ class StudyPlan:
         """The run name of ``arm`` at ``seed`` (``real``: the baseline, ``real+gan``: augmented)."""
         from study.pipeline.arms import arm_suffix
 
-        return f"{self.baseline_dir(seed).name}{arm_suffix(arm, self.cfg.augmented_suffix)}"
+        suffix = arm_suffix(arm, self.cfg.synthetic_ratio, self.cfg.gan_recipe)
+        return f"{self.baseline_dir(seed).name}{suffix}"
 
     def arm_config(self, seed: int, arm: str) -> TrainConfig:
-        """The arm's recipe on the seed's baseline config (same budget; study.pipeline.arms)."""
+        """The arm's recipe on the seed's baseline config (same epochs; study.pipeline.arms); a
+        teacher is the seed's baseline itself (real images, the same seed and validation split)."""
         from study.pipeline.arms import arm_config, parse_arm
 
-        augmented = self.augmented_config(seed) if parse_arm(arm)[0] else None
+        gan = parse_arm(arm, self.cfg.gan_recipe)[0] is not None
+        images = self.synthetic_images(seed) if gan else None
         base = read_train_config(self.baseline_dir(seed))
-        return arm_config(base, augmented, arm, self.arm_run(seed, arm))
+        return arm_config(
+            base,
+            images,
+            arm,
+            self.arm_run(seed, arm),
+            gan_recipe=self.cfg.gan_recipe,
+            teacher=self.baseline_dir(seed).name,
+        )
 
     def cas_config(self) -> TrainConfig:
         """The best architecture trained on the synthetic images only (the first seed's recipe)."""
@@ -157,7 +172,7 @@ class StudyPlan:
     @property
     def report_dir(self) -> Path:
         return Path(self.cfg.reports_dir) / (
-            f"{self.prefix}{self.best_model}-baseline-vs-augmented{self.ratio_suffix}"
+            f"{self.prefix}{self.best_model}-baseline-vs-augmented{self.study_suffix}"
         )
 
 
@@ -194,15 +209,30 @@ def read_train_config(run_dir: Path) -> TrainConfig:
     return TrainConfig.from_dict(read_json(run_dir / "config.json")["train"])
 
 
-def augmented_config(
-    baseline: Path, name: str, synthetic: str, ratio: float | None = None
-) -> TrainConfig:
-    """The baseline's config with the synthetic images added (all, or ``ratio`` per real image)
-    and the same optimizer-step budget: each epoch draws as many images (from real + synthetic)
-    as the baseline's epoch had, so the two runs take equally many steps under the same schedule."""
-    base = read_train_config(baseline)
-    n_real = read_json(baseline / "config.json")["dataset"]["n_train"]
-    return replace(base, name=name, synthetic=synthetic, synthetic_ratio=ratio, epoch_size=n_real)
+def synthetic_images(baseline: Path, synthetic: Path, ratio: float | None) -> SyntheticImages:
+    """The synthetic set beside the baseline run's real training split: all its images (the
+    manifest's counts), or ``ratio`` per real training image of each class (rounded as
+    :func:`classify.training.synthetic.select_synthetic` rounds)."""
+    dataset = read_json(baseline / "config.json")["dataset"]
+    if ratio is None:
+        n_synthetic = sum((Manifest.read(synthetic / MANIFEST).counts or {}).values())
+    else:
+        n_synthetic = sum(round(ratio * n) for n in dataset["train_class_counts"].values())
+    return SyntheticImages(str(synthetic), ratio, int(dataset["n_train"]), n_synthetic)
+
+
+def check_same_settings(run_dir: Path, cfg: TrainConfig) -> None:
+    """Refuse a finished run of ``cfg``'s name trained with other settings (another GAN recipe,
+    an older version of the study): it is neither reused as if it were ``cfg``'s nor overwritten."""
+    if not (run_dir / "config.json").is_file():
+        return
+    changed = changed_settings(read_train_config(run_dir), cfg)
+    if changed:
+        raise UserError(
+            f"{run_dir}: trained with other settings than this study wants: {'; '.join(changed)} "
+            "(another --gan-recipe, or an older study); move it away to train it anew, or run "
+            "the study with the options it was made with"
+        )
 
 
 def gan_complete(run_dir: Path, iterations: int) -> bool:

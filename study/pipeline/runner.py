@@ -2,7 +2,9 @@
 
 data -> train the model variants (same seed and budget) -> pick the best by validation accuracy ->
 gan-train -> synthesize -> retrain the best architecture on real + synthetic with the same
-architecture, seed, hyper-parameters and number of optimizer steps -> compare -> CAS.
+architecture, seed, hyper-parameters and epochs, every real image shown as often as in the
+baseline (``--gan-recipe separate``; ``mixed``: the same optimizer steps instead,
+:mod:`study.pipeline.recipes`) -> compare -> CAS.
 
 The steps are :mod:`study.pipeline.steps`; a small loop runs them in order. Every step looks at its
 outputs first and is skipped when they exist and are complete; a step that was interrupted is
@@ -24,13 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.distributed import DistConfig, is_main
+from core.distributed import DistConfig, is_main, world_size
 from core.errors import UserError
 from core.io import write_json
 from core.manifest import FidScores
 from core.ranks import main_only
+from study.pipeline.arms import parse_arm, parse_arms
 from study.pipeline.config import PipelineConfig
 from study.pipeline.plan import StudyPlan, dataset_path
+from study.pipeline.recipes import check_gan_recipe
 from study.pipeline.steps import Step, pipeline_steps
 
 STATE_FILE = "pipeline.json"
@@ -77,17 +81,23 @@ def run_steps(steps: Sequence[Step], log: StepLog) -> dict[str, Any]:
 
 def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[str, Any]:
     """Run (or finish) the study; return the summary also written to ``<prefix>study.json``
-    (``<prefix>study-r<ratio>.json`` with a synthetic ratio). Under torchrun every rank calls it
-    (see the module docstring); ``dist``: the multi-process options (its collective timeout)."""
+    (``<prefix>study-r<ratio>.json`` with a synthetic ratio, ``<prefix>study-mixed.json`` with the
+    mixed GAN recipe). Under torchrun every rank calls it (see the module docstring); ``dist``:
+    the multi-process options (its collective timeout)."""
     from core.device import join_group
 
     if cfg.seeds < 1:
         raise UserError(f"--seeds {cfg.seeds}: need at least 1")
+    check_gan_recipe(cfg.gan_recipe)
+    parse_arms(cfg.arms, cfg.gan_recipe)
     join_group(cfg.device, (dist or DistConfig()).validate().dist_timeout)
     plan = StudyPlan(cfg, dataset_path(cfg), Path(cfg.runs_dir))
     log = StepLog(plan.runs / f"{plan.prefix}{STATE_FILE}")
 
+    world = world_size()
+
     def prepare() -> None:
+        check_one_process_arms(cfg, world)
         plan.runs.mkdir(parents=True, exist_ok=True)
         if cfg.data is not None and not plan.data.is_dir():
             raise UserError(f"--data {plan.data}: folder not found")
@@ -98,10 +108,26 @@ def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[st
     def summarize() -> dict[str, Any]:
         study = study_summary(plan, results["compare"], log.steps)
         study["arms"] = results["arms"]
-        write_json(plan.runs / f"{plan.prefix}study{plan.ratio_suffix}.json", study)
+        write_json(plan.runs / f"{plan.prefix}study{plan.study_suffix}.json", study)
         return study
 
     return main_only(summarize)
+
+
+def check_one_process_arms(cfg: PipelineConfig, world: int) -> None:
+    """Refuse ``separate-bn`` arms on several processes: the study trains with SyncBatchNorm,
+    which would replace the auxiliary BatchNorm (:func:`classify.training.recipe.check_ranks`)."""
+    if world <= 1:
+        return
+    separate = [
+        arm for arm in cfg.arms if getattr(parse_arm(arm, cfg.gan_recipe)[0], "separate_bn", False)
+    ]
+    if separate:
+        raise UserError(
+            f"--arms {','.join(separate)}: separate-bn trains in one process only (the study's "
+            f"{world} processes use SyncBatchNorm, which would replace the auxiliary BatchNorm); "
+            "run the study in one process or drop those arms"
+        )
 
 
 def study_summary(
@@ -118,6 +144,7 @@ def study_summary(
         "baseline_runs": [a for a, _ in plan.pairs],
         "augmented_runs": [b for _, b in plan.pairs],
         "gan_run": plan.gan_config.name,
+        "gan_recipe": cfg.gan_recipe,
         "synthetic": str(plan.synthetic),
         "report": str(plan.report_dir / "report.html"),
         "classifiers": plan.summaries,

@@ -22,9 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from classify.training.config import TrainConfig
 from core.distributed import on_main
-from study.pipeline.arms import DEFAULT_ARMS
+from study.pipeline.arms import DEFAULT_ARMS, arm_suffix
 from study.pipeline.config import PipelineConfig
-from study.pipeline.plan import StudyPlan, gan_complete, synthetic_complete
+from study.pipeline.plan import (
+    StudyPlan,
+    check_same_settings,
+    gan_complete,
+    synthetic_complete,
+)
 
 if TYPE_CHECKING:
     from augment.gan.config import GanConfig, SynthConfig
@@ -53,23 +58,35 @@ def pipeline_steps(plan: StudyPlan) -> list[Step]:
     steps += [classifier_step(plan, seed) for seed in seeds]
     steps += [gan_step(plan), synthesize_step(plan)]
     steps += [augmented_step(plan, seed) for seed in seeds]
-    extra = [arm for arm in plan.cfg.arms if arm not in DEFAULT_ARMS]
+    cfg = plan.cfg
+
+    def suffix(arm: str) -> str:
+        return arm_suffix(arm, cfg.synthetic_ratio, cfg.gan_recipe)
+
+    made = {suffix(arm) for arm in DEFAULT_ARMS}  # the baseline and augmented runs' suffixes
+    extra = [arm for arm in cfg.arms if suffix(arm) not in made]
     steps += [arm_step(plan, arm, seed) for arm in extra for seed in seeds]
     if plan.cfg.cas:
         steps.append(cas_step(plan))
     return [*steps, compare_step(plan), arms_step(plan)]
 
 
+def trained(runs: Path, cfg: TrainConfig) -> bool:
+    """``cfg``'s run is trained for all its epochs and evaluated; a run of its name made with
+    other settings is a one-line error (:func:`~study.pipeline.plan.check_same_settings`)."""
+    from core.evaldir import evaluation_current
+    from core.rundir import training_complete
+
+    run_dir = runs / cfg.name
+    check_same_settings(run_dir, cfg)
+    return training_complete(run_dir, cfg.total_epochs) and evaluation_current(run_dir)
+
+
 def arm_step(plan: StudyPlan, arm: str, seed: int) -> Step:
     """One arm's recipe of the best architecture at one seed, trained and evaluated."""
 
     def done() -> bool:
-        from core.evaldir import evaluation_current
-        from core.rundir import training_complete
-
-        cfg = plan.arm_config(seed, arm)
-        run_dir = plan.runs / cfg.name
-        return training_complete(run_dir, cfg.total_epochs) and evaluation_current(run_dir)
+        return trained(plan.runs, plan.arm_config(seed, arm))
 
     def run() -> None:
         _train_and_evaluate(on_main(lambda: plan.arm_config(seed, arm)))
@@ -83,7 +100,8 @@ def arms_step(plan: StudyPlan) -> Step:
 
     def run() -> dict[str, Any]:
         from study.compare.runs import load_run
-        from study.pipeline.arms import arm_table, write_arm_table
+        from study.pipeline.arm_report import write_arm_table
+        from study.pipeline.arms import arm_table
 
         runs = {
             arm: [load_run(plan.runs / plan.arm_run(s, arm)) for s in range(plan.cfg.seeds)]
@@ -144,12 +162,7 @@ def augmented_step(plan: StudyPlan, seed: int) -> Step:
     """The best architecture retrained on real + synthetic images, then evaluated."""
 
     def done() -> bool:
-        from core.evaldir import evaluation_current
-        from core.rundir import training_complete
-
-        aug = plan.augmented_config(seed)
-        run_dir = plan.runs / aug.name
-        return training_complete(run_dir, aug.total_epochs) and evaluation_current(run_dir)
+        return trained(plan.runs, plan.augmented_config(seed))
 
     def run() -> None:
         _train_and_evaluate(on_main(lambda: plan.augmented_config(seed)))

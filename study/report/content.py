@@ -157,24 +157,44 @@ def build_blocks(report: dict[str, Any]) -> list[Block]:
 
 ARMS_CAPTION = (
     "Every arm is the best architecture trained with the baseline's seed, hyper-parameters and "
-    "optimizer steps, changing only what its name says. Δ pooled: a paired bootstrap over test "
+    "epochs, changing only what its name says. Δ pooled: a paired bootstrap over test "
     "images (the same draw for every seed) of the seeds' mean delta; p: its two-sided bootstrap "
     "p-value, Holm-adjusted across arms; McNemar's exact test per seed beside it."
+)
+RECIPES_CAPTION = (
+    "Each arm's recipe and the images its runs were shown over the whole schedule (config.json's "
+    "real_presentations, synthetic_presentations, optimizer_steps; a range where seeds differ)."
 )
 
 
 def arms_blocks(report: dict[str, Any]) -> list[Block]:
-    """The pipeline's arms table (added by its "arms" step; absent from a plain compare)."""
+    """The pipeline's arms table (added by its "arms" step; absent from a plain compare): the
+    statistics, the verdict, each arm's recipe and images shown, the budget rule, the curves."""
     table = report.get("arms")
     if not table:
         return []
+    from study.pipeline.arm_report import BUDGET, RECIPE_HEADERS, recipe_rows
     from study.pipeline.arms import ARM_HEADERS, arm_rows
 
-    return [
+    blocks: list[Block] = [
         Heading("Arms: every recipe against real only"),
         Table(ARM_HEADERS, arm_rows(table), ARMS_CAPTION, [False, True, True, True, False]),
         Para(table["verdict"], "note"),
+        Table(
+            RECIPE_HEADERS, recipe_rows(table), RECIPES_CAPTION, [False, False, True, True, True]
+        ),
+        Para(table.get("budget", BUDGET)),
     ]
+    if table.get("figure"):
+        seeds = max(len(row.get("accuracy") or []) for row in table["arms"].values())
+        over = f", the mean over {seeds} seeds" if seeds > 1 else ""
+        blocks.append(
+            FigureBlock(
+                table["figure"],
+                f"Validation accuracy per epoch of every arm{over}; one line per arm.",
+            )
+        )
+    return blocks
 
 
 def report_title(report: dict[str, Any]) -> str:

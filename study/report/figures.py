@@ -19,6 +19,7 @@ from classify.evaluation.metrics import row_normalised
 SIDE_COLOURS = ("C0", "C1")
 TITLE_CHARS = 20  # characters of a column title per line (a 128 px tile at 8 pt)
 METRIC_TITLES = {"accuracy": "test accuracy", "macro_f1": "macro-F1"}
+ARM_MARKERS = "os^Dv<>ph*"  # one per arm (hollow), so arms on the same point stay apart
 
 
 def _bare(ax: Any) -> None:
@@ -205,4 +206,37 @@ def image_grid_figure(images: Mapping[str, Sequence[np.ndarray]], title: str = "
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(h_pad=0.6, w_pad=0.3)
+    return fig
+
+
+def arm_curves_figure(
+    curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
+    *,
+    seeds: int = 1,
+    main_epochs: int | None = None,
+) -> Figure:
+    """Validation accuracy per epoch, one line per arm (``curves[arm] = (epochs, accuracy)``,
+    the mean over ``seeds``); ``main_epochs``: a dotted line where real-only finetuning begins.
+    Each arm has its own colour and hollow marker, so arms on the same point stay visible."""
+    longest = max((len(arm) for arm in curves), default=4)
+    fig = Figure(figsize=(6.5 + min(0.065 * longest, 4.0), 4.2))
+    ax = fig.subplots()
+    for index, (arm, (epochs, values)) in enumerate(curves.items()):
+        ax.plot(epochs, values, "-" if index < 10 else "--", color=f"C{index % 10}",
+                marker=ARM_MARKERS[index % len(ARM_MARKERS)] if len(epochs) <= 40 else None,
+                markersize=6, markerfacecolor="none", label=arm)  # fmt: skip
+    if main_epochs is not None:
+        ax.axvline(main_epochs + 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.text(main_epochs + 0.6, 0.03, "real-only\nfinetuning", fontsize=8, color="grey",
+                transform=ax.get_xaxis_transform())  # fmt: skip
+    over = f"mean over {seeds} seeds" if seeds > 1 else "one seed"
+    ax.set_title(f"validation accuracy per epoch, every arm ({over})", fontsize=10)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    low, high = ax.get_ylim()  # zoomed to the curves: arms differ by a few points
+    ax.set_ylim(max(0.0, low), min(1.0, high) + 0.01)
+    ax.grid(alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
     return fig
