@@ -179,6 +179,7 @@ def pipeline_command(
     gan_width: Annotated[int | None, typer.Option(help="Override the GAN's ngf and ndf.")] = None,
     feature_extractor: HiddenFeatureExtractor = _P.feature_extractor,
     nproc: Nproc = _DIST.nproc,
+    sync_bn: SyncBn = _DIST.sync_bn,
     dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
     """The whole study: data -> the classifiers -> the best by validation accuracy -> gan-train
@@ -223,7 +224,7 @@ def pipeline_command(
     cfg, sizes = main_only(configure)  # a refusal is printed once
     try:
         if len(sizes) > 1:
-            curve = run_learning_curve(cfg, sizes)
+            curve = run_learning_curve(cfg, sizes, dist=dist)
             console.print(curve_table(curve, Table))
             console.print(f"learning curve: [bold]{curve['figure']}[/bold]", highlight=False)
             return

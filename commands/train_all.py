@@ -13,10 +13,12 @@ from classify.training.train_all import TrainAllOptions
 from commands import options as opt
 from commands.common import exit_on_interrupt, user_errors
 from commands.configs import config_from, config_of
+from core.distributed import DistConfig
 from core.progress import console
 
 _D = TrainConfig()
 _O = TrainAllOptions()
+_DIST = DistConfig()
 
 
 def train_all_command(
@@ -46,19 +48,30 @@ def train_all_command(
     cam_per_class: opt.CamPerClass = _O.cam_per_class,
     resume: opt.Resume = _O.resume,
     overwrite: opt.Overwrite = _O.overwrite,
+    nproc: opt.Nproc = _DIST.nproc,
+    sync_bn: opt.SyncBn = _DIST.sync_bn,
+    dist_timeout: opt.DistTimeout = _DIST.dist_timeout,
 ) -> None:
     """Train each model with the same data, seed and budget, evaluate each on the test set, and
     write RUNS_DIR/models.json naming the best by validation accuracy (ties: fewer parameters).
-    --resume keeps finished runs and continues unfinished ones."""
+    --resume keeps finished runs and continues unfinished ones. Several processes
+    (`torchrun --nproc-per-node N cli.py train-all ...`, or --nproc N): each run as `cli train`."""
     from rich.table import Table
 
     from classify.training.train_all import train_all
+    from commands.launch import launch_workers
+    from core.distributed import is_main
 
+    dist = config_of(DistConfig, ctx).validate()
+    if launch_workers(ctx, dist.nproc):
+        return  # rank 0 of the workers printed the table
     base = config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
     summary = exit_on_interrupt(
-        lambda: train_all(base, config_of(TrainAllOptions, ctx)),
+        lambda: train_all(base, config_of(TrainAllOptions, ctx), dist),
         hint="continue all with the same command plus --resume",
     )
+    if not is_main():
+        return
     console.print(models_table(summary, Table))
     console.print(
         f"best by validation accuracy: [bold]{summary['best']}[/bold]; "

@@ -55,7 +55,7 @@ def study(
     args = ["pipeline", "--data", str(data), "--runs-dir", str(root / "runs"),
             "--synthetic-dir", str(root / "synthetic"), "--reports-dir", str(root / "reports"),
             *TINY]  # fmt: skip
-    return root, args, _run(["-m", "cli", *args, "--nproc", "2"], root)
+    return root, args, _run(["-m", "cli", *args, "--nproc", "2", "--local-bn"], root)
 
 
 @pytest.mark.slow
@@ -74,6 +74,7 @@ def test_pipeline_on_two_processes_writes_one_study(
     for name in (*RUNS, "shapes-gan"):  # trained by both processes, written by rank 0
         config = json.loads((runs / name / "config.json").read_text())
         assert config["distributed"]["world_size"] == 2, name
+        assert config["distributed"]["sync_bn"] is False, name  # --local-bn reached every run
         assert (runs / name / "best.pt").is_file() and not (runs / name / ".lock").exists()
     for name in RUNS:
         assert (runs / name / "eval" / "metrics.json").is_file()
@@ -158,3 +159,21 @@ def test_one_process_commands_refuse_under_torchrun(
         else:
             assert result.output == "", (args, result.output)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_train_all_on_two_processes(tmp_path: Path, make_dataset: Callable[..., Path]) -> None:
+    data = make_dataset(tmp_path / "shapes", "shapes", train_per_class=8, test_per_class=4)
+    launch = _run(["-m", "cli", "train-all", "--data", str(data), "--runs-dir",
+                   str(tmp_path / "runs"), "--models", "resnet50,resnet50-se", "--epochs", "1",
+                   "--width", "0.0625", "--image-size", "32", "--batch-size", "8",
+                   "--cam-per-class", "0", "--device", "cpu", "--nproc", "2"], tmp_path)  # fmt: skip
+    assert launch.returncode == 0, launch.stdout + launch.stderr
+    assert launch.stdout.count("best by validation accuracy") == 1, launch.stdout
+    for name in ("resnet50", "resnet50-se"):
+        config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
+        assert config["distributed"] == {**config["distributed"], "world_size": 2, "sync_bn": True}
+    assert json.loads((tmp_path / "runs" / "models.json").read_text())["best"] in (
+        "resnet50",
+        "resnet50-se",
+    )

@@ -247,3 +247,4 @@ def test_separate_bn_arms_are_refused_on_several_processes() -> None:
     check_one_process_arms(replace(cfg, arms=("real", "real+gan:teacher")), 2)
     with pytest.raises(UserError, match=r"^--arms real\+gan:teacher:separate-bn: separate-bn"):
         check_one_process_arms(cfg, 2)
+    check_one_process_arms(cfg, 2, sync_bn=False)  # --local-bn keeps the auxiliary BatchNorm

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from classify.training.config import TrainConfig
-from core.distributed import is_main, on_main
+from core.distributed import DistConfig, is_main, on_main
 from core.evaldir import evaluation_current, read_metrics
 from core.io import read_jsonl, write_json
 from core.rundir import training_complete
@@ -41,7 +41,13 @@ def run_name(prefix: str, model: str) -> str:
 
 
 def train_evaluate(
-    cfg: TrainConfig, *, resume: bool, overwrite: bool, cam_method: str, cam_per_class: int
+    cfg: TrainConfig,
+    *,
+    resume: bool,
+    overwrite: bool,
+    cam_method: str,
+    cam_per_class: int,
+    dist: DistConfig | None = None,
 ) -> dict[str, Any]:
     """Train (or finish) one run, evaluate it, score its CAM; return its row for the table."""
     from classify.checkpoint import load_classifier
@@ -54,7 +60,7 @@ def train_evaluate(
     run_dir = Path(cfg.runs_dir) / cfg.name
     if not on_main(lambda: resume and training_complete(run_dir, cfg.total_epochs)):
         partial = on_main(lambda: resume and (run_dir / "last.pt").is_file())
-        train(cfg, resume=partial, overwrite=overwrite and not partial)
+        train(cfg, resume=partial, overwrite=overwrite and not partial, dist=dist)
     if not on_main(lambda: evaluation_current(run_dir)):
         evaluate_run(run_dir, "best", show_progress=True, device=cfg.device)
 
@@ -88,8 +94,11 @@ def pick_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return min(rows, key=lambda r: (-(r["val_acc"] or 0.0), r["params"]))
 
 
-def train_all(base: TrainConfig, options: TrainAllOptions) -> dict[str, Any]:
-    """Train every model of ``options.models`` from ``base`` and write ``runs/models.json``."""
+def train_all(
+    base: TrainConfig, options: TrainAllOptions, dist: DistConfig | None = None
+) -> dict[str, Any]:
+    """Train every model of ``options.models`` from ``base`` and write ``runs/models.json``;
+    ``dist``: how several processes train (ignored in one process)."""
     rows = []
     for model in options.models:
         cfg = replace(base, model=model, name=run_name(options.prefix, model))
@@ -100,6 +109,7 @@ def train_all(base: TrainConfig, options: TrainAllOptions) -> dict[str, Any]:
                 overwrite=options.overwrite,
                 cam_method=options.cam_method,
                 cam_per_class=options.cam_per_class,
+                dist=dist,
             )
         )
     best = pick_best(rows)

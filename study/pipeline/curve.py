@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from core.data import scan_dataset
+from core.distributed import DistConfig
 from core.errors import UserError
 from core.io import read_json, write_json
 from core.ranks import main_only
@@ -115,13 +116,16 @@ def run_learning_curve(
     cfg: PipelineConfig,
     sizes: Sequence[int],
     run_study: Callable[[PipelineConfig], dict[str, Any]] | None = None,
+    dist: DistConfig | None = None,
 ) -> dict[str, Any]:
     """One study per size, then the curve (written to ``<runs>/<name>-learning-curve.json`` and
     ``<reports>/<name>-learning-curve.png``); returns the curve with each size's study summary."""
     from core.device import join_group
 
     if run_study is None:
-        from study.pipeline.runner import run_pipeline as run_study
+        from study.pipeline.runner import run_pipeline
+
+        run_study = lambda c: run_pipeline(c, dist)  # noqa: E731
     join_group(cfg.device)  # under torchrun: before rank 0 writes the first subset
     name = Path(cfg.data).name if cfg.data else "footwear"  # the embedded set's folder name
     studies = {n: run_study(main_only(lambda n=n: size_config(cfg, n))) for n in sizes}

@@ -8,12 +8,13 @@ the plan can be made before any step has run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classify.training.config import TrainConfig
+from core.distributed import DistConfig
 from core.errors import UserError
 from core.io import read_json, read_jsonl
 from core.manifest import MANIFEST, Manifest
@@ -32,6 +33,7 @@ class StudyPlan:
     cfg: PipelineConfig
     data: Path
     runs: Path
+    dist: DistConfig = field(default_factory=DistConfig)  # how several processes train
 
     @property
     def prefix(self) -> str:

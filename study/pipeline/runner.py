@@ -90,14 +90,15 @@ def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[st
         raise UserError(f"--seeds {cfg.seeds}: need at least 1")
     check_gan_recipe(cfg.gan_recipe)
     parse_arms(cfg.arms, cfg.gan_recipe)
-    join_group(cfg.device, (dist or DistConfig()).validate().dist_timeout)
-    plan = StudyPlan(cfg, dataset_path(cfg), Path(cfg.runs_dir))
+    dist = (dist or DistConfig()).validate()
+    join_group(cfg.device, dist.dist_timeout)
+    plan = StudyPlan(cfg, dataset_path(cfg), Path(cfg.runs_dir), dist)
     log = StepLog(plan.runs / f"{plan.prefix}{STATE_FILE}")
 
     world = world_size()
 
     def prepare() -> None:
-        check_one_process_arms(cfg, world)
+        check_one_process_arms(cfg, world, dist.sync_bn)
         plan.runs.mkdir(parents=True, exist_ok=True)
         if cfg.data is not None and not plan.data.is_dir():
             raise UserError(f"--data {plan.data}: folder not found")
@@ -114,18 +115,19 @@ def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[st
     return main_only(summarize)
 
 
-def check_one_process_arms(cfg: PipelineConfig, world: int) -> None:
-    """Refuse ``separate-bn`` arms on several processes: the study trains with SyncBatchNorm,
-    which would replace the auxiliary BatchNorm (:func:`classify.training.recipe.check_ranks`)."""
-    if world <= 1:
+def check_one_process_arms(cfg: PipelineConfig, world: int, sync_bn: bool = True) -> None:
+    """Refuse ``separate-bn`` arms on several processes with SyncBatchNorm, which would replace
+    the auxiliary BatchNorm (:func:`classify.training.recipe.check_ranks`); ``--local-bn`` keeps
+    them."""
+    if world <= 1 or not sync_bn:
         return
     separate = [
         arm for arm in cfg.arms if getattr(parse_arm(arm, cfg.gan_recipe)[0], "separate_bn", False)
     ]
     if separate:
         raise UserError(
-            f"--arms {','.join(separate)}: separate-bn trains in one process only (the study's "
-            f"{world} processes use SyncBatchNorm, which would replace the auxiliary BatchNorm); "
+            f"--arms {','.join(separate)}: separate-bn cannot train with SyncBatchNorm (the "
+            f"study's {world} processes would replace the auxiliary BatchNorm); add --local-bn, "
             "run the study in one process or drop those arms"
         )
 

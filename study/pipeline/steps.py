@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classify.training.config import TrainConfig
-from core.distributed import on_main
+from core.distributed import DistConfig, on_main
 from study.pipeline.arms import DEFAULT_ARMS, arm_suffix
 from study.pipeline.config import PipelineConfig
 from study.pipeline.plan import (
@@ -89,7 +89,7 @@ def arm_step(plan: StudyPlan, arm: str, seed: int) -> Step:
         return trained(plan.runs, plan.arm_config(seed, arm))
 
     def run() -> None:
-        _train_and_evaluate(on_main(lambda: plan.arm_config(seed, arm)))
+        _train_and_evaluate(on_main(lambda: plan.arm_config(seed, arm)), plan.dist)
 
     return Step(f"arm {arm} seed {seed}", done, run, every_rank=True)
 
@@ -139,7 +139,7 @@ def classifier_step(plan: StudyPlan, seed: int) -> Step:
     def run() -> Any:
         from classify.training.train_all import train_all
 
-        return train_all(plan.baseline_config(seed), plan.train_all_options(seed))
+        return train_all(plan.baseline_config(seed), plan.train_all_options(seed), plan.dist)
 
     return Step(f"classifiers seed {seed}", done, run, every_rank=True)
 
@@ -148,7 +148,7 @@ def gan_step(plan: StudyPlan) -> Step:
     def done() -> bool:
         return gan_complete(plan.gan_dir, plan.gan_config.iterations)
 
-    return Step("gan-train", done, lambda: _train_gan(plan.gan_config), every_rank=True)
+    return Step("gan-train", done, lambda: _train_gan(plan.gan_config, plan.dist), every_rank=True)
 
 
 def synthesize_step(plan: StudyPlan) -> Step:
@@ -165,7 +165,7 @@ def augmented_step(plan: StudyPlan, seed: int) -> Step:
         return trained(plan.runs, plan.augmented_config(seed))
 
     def run() -> None:
-        _train_and_evaluate(on_main(lambda: plan.augmented_config(seed)))
+        _train_and_evaluate(on_main(lambda: plan.augmented_config(seed)), plan.dist)
 
     return Step(f"augmented seed {seed}", done, run, every_rank=True)
 
@@ -184,7 +184,7 @@ def cas_step(plan: StudyPlan) -> Step:
         from study.cas import run_cas
 
         cas, baseline = on_main(lambda: (plan.cas_config(), plan.runs / plan.pairs[0][0]))
-        return run_cas(cas, baseline_run=baseline, resume=True)
+        return run_cas(cas, baseline_run=baseline, resume=True, dist=plan.dist)
 
     return Step("cas", done, run, every_rank=True)
 
@@ -202,11 +202,11 @@ def compare_step(plan: StudyPlan) -> Step:
 # --- actions ------------------------------------------------------------------------------------
 
 
-def _train_gan(cfg: GanConfig) -> Any:
+def _train_gan(cfg: GanConfig, dist: DistConfig) -> Any:
     from augment.gan.trainer import train_gan
 
     run_dir = Path(cfg.runs_dir) / cfg.name
-    return train_gan(cfg, resume=on_main((run_dir / "last.pt").is_file))
+    return train_gan(cfg, resume=on_main((run_dir / "last.pt").is_file), dist=dist)
 
 
 def _synthesize(cfg: SynthConfig) -> Any:
@@ -215,14 +215,14 @@ def _synthesize(cfg: SynthConfig) -> Any:
     return synthesize(replace(cfg, overwrite=Path(cfg.out).exists()))
 
 
-def _train_and_evaluate(cfg: TrainConfig) -> None:
+def _train_and_evaluate(cfg: TrainConfig, dist: DistConfig) -> None:
     from classify.evaluation.evaluate import evaluate_run
     from classify.training.trainer import train
     from core.rundir import training_complete
 
     run_dir = Path(cfg.runs_dir) / cfg.name
     if not on_main(lambda: training_complete(run_dir, cfg.total_epochs)):  # rank 0 decides for all
-        train(cfg, resume=on_main((run_dir / "last.pt").is_file))
+        train(cfg, resume=on_main((run_dir / "last.pt").is_file), dist=dist)
     evaluate_run(run_dir, "best", device=cfg.device)  # sharded across the ranks
 
 
