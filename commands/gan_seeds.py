@@ -54,7 +54,7 @@ def run_gan_seeds(
 def print_summary(summary: dict[str, Any], folder: Path) -> None:
     from rich.table import Table
 
-    from study.gan_seeds import fmt, summary_rows
+    from study.gan_seeds import fmt, percent, summary_rows
 
     header, rows = summary_rows(summary)
     n = len(summary["seeds"])
@@ -66,7 +66,5 @@ def print_summary(summary: dict[str, Any], folder: Path) -> None:
     console.print(table)
     line = f"training {fmt(summary['train_seconds'], 0)} s per GAN"
     if summary["cas"]["n"]:
-        cas = summary["cas"]
-        scaled = {k: (v * 100 if isinstance(v, float) else v) for k, v in cas.items()}
-        line += f"; CAS {fmt(scaled)} %"
+        line += f"; CAS {fmt(percent(summary['cas']))} %"
     console.print(f"{line}; written to {folder}/summary.md and summary.json", highlight=False)

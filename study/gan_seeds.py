@@ -28,7 +28,7 @@ import numpy as np
 from augment.gan.config import GanConfig, SynthConfig
 from classify.training.config import TrainConfig
 from core.errors import UserError
-from core.io import atomic_write_text, read_json, read_jsonl, write_json
+from core.io import atomic_write_text, read_jsonl, write_json
 from core.manifest import MANIFEST, Manifest, Score
 
 METRICS = ("fid", "fid_floor_ratio", "kid_mean", "precision", "recall", "density", "coverage")
@@ -238,13 +238,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"Training time: {fmt(summary['train_seconds'], 0)} s per GAN (training steps only).",
     ]
     if summary["cas"]["n"]:
-        lines.append(f"CAS (train on synthetic, test on real): {fmt(_pct(summary['cas']))} %.")
+        lines.append(f"CAS (train on synthetic, test on real): {fmt(percent(summary['cas']))} %.")
     return "\n".join(lines) + "\n"
 
 
-def _pct(stat: dict[str, Any]) -> dict[str, Any]:
+def percent(stat: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`mean_std` of fractions as percentages (counts kept)."""
     return {k: (v * 100 if isinstance(v, float) else v) for k, v in stat.items()}
-
-
-def read_summary(folder: Path) -> dict[str, Any]:
-    return read_json(folder / "summary.json")

@@ -41,9 +41,7 @@ def test_summary_over_seeds() -> None:
     assert "120.0 ± 28.3" in text and "2.40 ± 0.57" in text and "CAS" not in text
 
 
-def test_cli_gan_train_seeds(
-    make_dataset: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_gan_train_seeds(make_dataset: Callable[..., Path], tmp_path: Path) -> None:
     from cli import app
 
     data = make_dataset(tmp_path / "data", "colours", train_per_class=10, test_per_class=6)
