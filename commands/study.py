@@ -170,7 +170,16 @@ def pipeline_command(
         bool, typer.Option("--cas/--no-cas", help="Also score the GAN by CAS.")
     ] = _P.cas,
     cam_per_class: CamPerClass = _P.cam_per_class,
-    epochs: Epochs = None,
+    epochs: Annotated[
+        str | None,
+        typer.Option(
+            "--epochs",
+            help="Epochs to train (overrides the preset's). A comma list (e.g. 12,24,48) is a "
+            "budget grid: the study at each budget, each arm's budget chosen on validation "
+            "accuracy (the same rule for every arm), the verdict at every budget beside it.",
+            metavar="E[,E...]",
+        ),
+    ] = None,
     width: Width = None,
     image_size: ImageSize = None,
     gan_iterations: Annotated[
@@ -186,7 +195,8 @@ def pipeline_command(
     -> synthesize -> the best architecture retrained on real + synthetic (--gan-recipe) ->
     compare -> CAS.
     Finished steps are skipped, so running it again after an interruption resumes it.
-    --epochs, --width and --image-size override the classifier preset's values.
+    --epochs, --width and --image-size override the classifier preset's values; a list of
+    --epochs (12,24,48) runs the study at each budget and picks each arm's on validation accuracy.
     Several processes (`torchrun --nproc-per-node N cli.py pipeline ...`, or --nproc N): every
     training and evaluation step runs on all of them, every other step on rank 0 alone."""
     from rich.table import Table
@@ -197,6 +207,7 @@ def pipeline_command(
     from core.distributed import is_main
     from core.ranks import main_only
     from study.pipeline.arms import parse_arms
+    from study.pipeline.budgets import parse_budgets, run_budget_grid
     from study.pipeline.curve import parse_sizes, run_learning_curve, size_config
     from study.pipeline.runner import run_pipeline
 
@@ -205,8 +216,10 @@ def pipeline_command(
         return  # rank 0 of the workers printed the summary
     join_group(device, dist.dist_timeout)  # under torchrun: rank 0 decides for all from here on
 
-    def configure() -> tuple[PipelineConfig, tuple[int, ...]]:
-        classifier = {"epochs": epochs, "width": width, "image_size": image_size}
+    def configure() -> tuple[PipelineConfig, tuple[int, ...], tuple[int, ...]]:
+        budgets = parse_budgets(epochs)
+        one = budgets[0] if len(budgets) == 1 else None
+        classifier = {"epochs": one, "width": width, "image_size": image_size}
         gan = {"iterations": gan_iterations, "ngf": gan_width, "ndf": gan_width}
         if gan_iterations is not None:
             gan["eval_every"] = gan_iterations
@@ -219,19 +232,24 @@ def pipeline_command(
             train_per_class=sizes[-1],
             arms=parse_arms(arms, gan_recipe),
         )
-        return cfg, sizes
+        return cfg, sizes, budgets
 
-    cfg, sizes = main_only(configure)  # a refusal is printed once
+    cfg, sizes, budgets = main_only(configure)  # a refusal is printed once
+    grid = len(budgets) > 1
+
+    def run_study(c: PipelineConfig) -> dict:
+        return run_budget_grid(c, budgets, dist=dist) if grid else run_pipeline(c, dist)
+
     try:
         if len(sizes) > 1:
-            curve = run_learning_curve(cfg, sizes, dist=dist)
+            curve = run_learning_curve(cfg, sizes, run_study, dist=dist)
             console.print(curve_table(curve, Table))
             console.print(f"learning curve: [bold]{curve['figure']}[/bold]", highlight=False)
             return
         if cfg.data is not None and "train_per_class" in given(ctx):
             whole = cfg  # a subset of the user's data, in DATA_DIR
             cfg = main_only(lambda: size_config(whole, sizes[0]))
-        study = run_pipeline(cfg, dist)
+        study = run_study(cfg)
     except (TrainInterrupted, KeyboardInterrupt) as stop:
         if is_main():  # rank 0 speaks for all the processes
             err_console.print(f"[yellow]interrupted: {stop}[/yellow]", highlight=False)
@@ -239,7 +257,12 @@ def pipeline_command(
                 "run the same command again to resume where it stopped", highlight=False
             )
         raise typer.Exit(130) from None
-    console.print(summary_table(study, Table))
+    if grid:
+        console.print(budget_table(study, Table))
+        console.print(study["arms"]["verdict"], highlight=False)
+        console.print(study["arms"]["budget"], highlight=False)
+    else:
+        console.print(summary_table(study, Table))
     console.print(f"report: [bold]{study['report']}[/bold]", highlight=False)
 
 
@@ -294,23 +317,48 @@ def summary_table(study: dict, table_cls: type) -> object:
 
 
 def curve_table(curve: dict, table_cls: type) -> object:
+    """A row per size and arm: test accuracy and band, the pooled delta against real."""
+    from study.pipeline.curve import curve_arms
+
     table = table_cls(title=f"learning curve on {curve['data']} ({curve['band']})")
-    for column in ("real / class", *ARM_TITLES, "delta (mean ± sd over seeds)"):
+    for column in ("real / class", "arm", "test acc [band]", "Δ vs real, pooled (95% CI)"):
         table.add_column(column, justify="right")
     for size in curve["sizes"]:
         point = curve["points"][str(size)]
-        arms = [
-            f"{point[arm]['mean']:.2%} [{point[arm]['low']:.1%}, {point[arm]['high']:.1%}]"
-            for arm in ("real", "real+gan")
-        ]
-        delta = point["delta"]
-        table.add_row(
-            str(size), *arms, f"{100 * delta['mean']:+.2f} ± {100 * delta['std']:.2f} pts"
-        )
+        for arm in curve_arms(curve):
+            p = point[arm]
+            name = f"{arm} ({p['epochs']} ep.)" if "epochs" in p else arm
+            text = f"{p['mean']:.2%} [{p['low']:.1%}, {p['high']:.1%}]"
+            d = p.get("delta")
+            delta = (
+                f"{100 * d['delta']:+.2f} ({100 * d['low']:+.2f} to {100 * d['high']:+.2f}) pts"
+                if d
+                else ""
+            )
+            table.add_row(str(size), name, text, delta)
     return table
 
 
-ARM_TITLES = ("real only: test acc [band]", "real + GAN: test acc [band]")
+def budget_table(grid: dict, table_cls: type) -> object:
+    """Per arm: validation / test accuracy at each budget (the chosen budget marked), and the
+    selected arm's delta against real at its chosen budget."""
+    table = table_cls(title=f"budgets on {grid['data']} ({grid['seeds']} seed(s))")
+    table.add_column("arm")
+    for epochs in grid["budgets"]:
+        table.add_column(f"{epochs} ep.: val / test", justify="right")
+    table.add_column("chosen: Δ vs real (95% CI)", justify="right")
+    for arm, row in grid["arms"]["arms"].items():
+        cells = []
+        for epochs in grid["budgets"]:
+            cell = grid["grid"][str(epochs)][arm]
+            text = f"{cell['val']:.1%} / {cell['test']:.1%}"
+            cells.append(f"[bold]{text}[/bold]" if grid["chosen"][arm] == epochs else text)
+        p = row.get("pooled")
+        chosen = f"{grid['chosen'][arm]} ep."
+        if p:
+            chosen += f": {100 * p['delta']:+.2f} ({100 * p['low']:+.2f} to {100 * p['high']:+.2f})"
+        table.add_row(arm, *cells, chosen)
+    return table
 
 
 def register(app: typer.Typer) -> None:

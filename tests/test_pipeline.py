@@ -247,7 +247,8 @@ def test_learning_curve_runs_one_study_per_size(
     args = ["pipeline", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
             "--synthetic-dir", str(tmp_path / "synthetic"), "--reports-dir",
             str(tmp_path / "reports"), "--data-dir", str(tmp_path / "subsets"), *TINY,
-            "--train-per-class", "8,4", "--no-cas"]  # fmt: skip
+            "--train-per-class", "8,4", "--no-cas",
+            "--arms", "real,real+gan,real+trivialaugment"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     curve = json.loads((tmp_path / "runs" / "shapes-learning-curve.json").read_text())
@@ -262,11 +263,17 @@ def test_learning_curve_runs_one_study_per_size(
         study = json.loads((tmp_path / "runs" / f"shapes-{n}-study.json").read_text())
         assert study["data"] == str(folder)
         point = curve["points"][str(n)]
+        assert list(point) == ["real", "real+gan", "real+trivialaugment"]  # every arm
         for arm, side in (("real", "A"), ("real+gan", "B")):
             values = study["comparison"]["seeds"][side]["accuracy"]["values"]
             assert point[arm]["values"] == values
-            assert point[arm]["low"] <= point[arm]["mean"] == pytest.approx(values[0])
+        for arm, row in study["arms"]["arms"].items():
+            assert point[arm]["values"] == row["accuracy"]
+            assert point[arm]["low"] <= point[arm]["mean"] == pytest.approx(row["accuracy"][0])
             assert point[arm]["mean"] <= point[arm]["high"]
+            if arm != "real":
+                pooled = row["pooled"]
+                assert point[arm]["delta"] == {k: pooled[k] for k in point[arm]["delta"]}
         # The GAN of a size saw that size's real images only.
         gan = json.loads((tmp_path / "runs" / f"shapes-{n}-gan" / "config.json").read_text())
         assert json.dumps(gan).count(str(folder)) >= 1
@@ -281,7 +288,8 @@ def test_learning_curve_runs_one_study_per_size(
         steps = json.loads((tmp_path / "runs" / f"shapes-{n}-pipeline.json").read_text())["steps"]
         redone = [s["step"] for s in steps if s["status"] != "skipped (complete)"]
         assert redone == ["compare", "arms"]  # the always-made tables; no training
-    bad = CliRunner().invoke(app, [*args[:-3], "--train-per-class", "8,x"])
+    assert "learning curve on" in result.output and "Δ vs real" in result.output
+    bad = CliRunner().invoke(app, [*args[:-5], "--train-per-class", "8,x"])
     assert bad.exit_code != 0 and "--train-per-class '8,x'" in bad.output
 
 

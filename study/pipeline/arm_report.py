@@ -46,7 +46,15 @@ def arm_training(runs: Sequence[Any]) -> dict[str, Any]:
         },
         "presentations": {key: [r.config.get(key) for r in runs] for key in PRESENTATIONS},
         "val_curve": mean_curve([r.history for r in runs]),
+        "val_best": [best_val(r.history) for r in runs],
     }
+
+
+def best_val(history: Sequence[dict[str, Any]]) -> float | None:
+    """A run's best validation accuracy over its epochs (what chose its ``best.pt``); None
+    without a validation split."""
+    values = [float(r["val_acc"]) for r in history if r.get("val_acc") is not None]
+    return max(values) if values else None
 
 
 def mean_curve(histories: Sequence[Sequence[dict[str, Any]]]) -> dict[str, list[Any]]:

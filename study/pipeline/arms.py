@@ -16,10 +16,10 @@ tests): per seed the paired bootstrap interval of the accuracy delta and McNemar
 pooled over seeds a paired bootstrap that resamples test images (the same draw for every seed) and
 averages the seeds' deltas, its interval and a two-sided bootstrap p-value (twice the smaller tail
 mass beyond 0); Holm's step-down adjustment of those p-values across arms (Holm 1979). The verdict
-names the arm with the highest mean test accuracy and says whether its pooled interval excludes 0.
-Choices are never made on these test numbers: the architecture was picked on validation accuracy
-before any arm ran. Each row also carries the arm's recipe and images shown, read from its runs'
-config.json (:mod:`study.pipeline.arm_report`).
+names the arm with the highest mean validation accuracy (the test set only reports) and says
+whether its pooled test interval excludes 0. Choices are never made on test numbers: the
+architecture was picked on validation accuracy before any arm ran. Each row also carries the
+arm's recipe and images shown, read from its runs' config.json (:mod:`study.pipeline.arm_report`).
 """
 
 from __future__ import annotations
@@ -208,16 +208,36 @@ def p_text(pooled: dict[str, Any], key: str = "p_holm") -> str:
     return f"< {1 / pooled['resamples']:.0e}" if p == 0 else f"{p:.3g}"
 
 
+def mean_val(row: dict[str, Any]) -> float | None:
+    """An arm's mean over seeds of its runs' best validation accuracy (None: not known)."""
+    values = row.get("val_best") or []
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
+
+
 def arm_verdict(rows: dict[str, Any]) -> str:
-    best = max(rows, key=lambda arm: rows[arm]["mean"])
+    """The best arm, chosen on validation accuracy (mean over seeds of the best epoch's; ties to
+    the earlier arm, so to ``real``), and its test delta; by mean test accuracy only when an arm
+    has no validation split (said so)."""
+    vals = {arm: mean_val(row) for arm, row in rows.items()}
+    if all(v is not None for v in vals.values()):
+        best = max(rows, key=lambda arm: vals[arm])  # max keeps the first of equals
+        how = f"validation accuracy ({100 * vals[best]:.2f}%, mean over seeds)"
+    else:
+        best = max(rows, key=lambda arm: rows[arm]["mean"])
+        how = "mean test accuracy (no validation split to choose on)"
     if best == REAL:
-        return f"No arm beats real only on mean test accuracy ({100 * rows[REAL]['mean']:.2f}%)."
+        return (
+            f"Best arm by {how}: real only; no arm is chosen over it (test "
+            f"{100 * rows[REAL]['mean']:.2f}%)."
+        )
     pooled = rows[best]["pooled"]
     delta, low, high = (100 * pooled[k] for k in ("delta", "low", "high"))
     where = "above 0" if low > 0 else ("below 0" if high < 0 else "includes 0")
     return (
-        f"Best arm by mean test accuracy: {best} ({100 * rows[best]['mean']:.2f}% vs "
-        f"{100 * rows[REAL]['mean']:.2f}% for real only), {delta:+.2f} points, pooled 95% CI "
+        f"Best arm by {how}: {best}; on test {100 * rows[best]['mean']:.2f}% vs "
+        f"{100 * rows[REAL]['mean']:.2f}% for real only, {delta:+.2f} points, pooled 95% CI "
         f"{low:+.2f} to {high:+.2f} ({where}), Holm-adjusted p {p_text(pooled)}."
     )
 

@@ -30,6 +30,9 @@ class PipelineConfig:
     # Training recipes of the best architecture set against "real" (study.pipeline.arms).
     arms: tuple[str, ...] = ("real", "real+gan")
     runs_dir: str = "runs"
+    # Where the GAN run lives (None: runs_dir). A budget grid (study.pipeline.budgets) keeps each
+    # budget's classifier runs in their own folder and shares one GAN and synthetic set.
+    gan_runs_dir: str | None = None
     synthetic_dir: str = "synthetic"
     reports_dir: str = "reports"
     data_dir: str = "data"

@@ -1,5 +1,7 @@
 """A learning curve: the whole study at several real-data sizes, and accuracy against real images
-per class for each arm (real only, real + GAN), as JSON and a PNG.
+per class for every arm of ``--arms`` (with its pooled delta against ``real``), as JSON and a PNG.
+With a budget grid (``--epochs 12,24,48``, :mod:`study.pipeline.budgets`) each size is a grid and
+each arm's point is its run at the budget chosen on validation accuracy.
 
 Each size is one ordinary ``cli pipeline`` study (its own runs, GAN, synthetic set and report), so
 finished cells are skipped on a re-run exactly as a single study's steps are. The GAN of a size is
@@ -37,7 +39,6 @@ from core.io import read_json, write_json
 from core.ranks import main_only
 from study.pipeline.config import PipelineConfig
 
-ARMS = ("real", "real+gan")  # the comparison's side A and side B
 SUBSET_SEED = 0
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (then the normal's).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -151,22 +152,21 @@ def _write_curve(
 
 
 def curve_point(study: dict[str, Any], seeds: int) -> dict[str, Any]:
-    """Each arm's mean test accuracy and band at one size, and the paired deltas."""
-    numbers = study["comparison"]
-    n_test = numbers["n_test"]
+    """Every arm's mean test accuracy and band at one size, and (but ``real``) its delta against
+    ``real`` pooled over seeds (the arms table's paired bootstrap and Holm p)."""
+    table = study["arms"]
+    n_test = table["n_test"]
     point: dict[str, Any] = {}
-    for arm, side in zip(ARMS, ("A", "B"), strict=True):
-        values = numbers["seeds"][side]["accuracy"]["values"]
+    for arm, row in table["arms"].items():
+        values = row["accuracy"]
         mean = float(np.mean(values))
         low, high = mean_interval(values) if seeds > 1 else wilson(mean, n_test)
         point[arm] = {"mean": mean, "low": low, "high": high, "values": values}
-    point["delta"] = {
-        "mean": numbers["deltas"]["delta_mean"],
-        "std": numbers["deltas"]["delta_std"],
-        "pairs": [
-            {k: p["bootstrap"][k] for k in ("delta", "low", "high")} for p in numbers["pairs"]
-        ],
-    }
+        if "pooled" in row:
+            keys = ("delta", "low", "high", "p_holm")
+            point[arm]["delta"] = {k: row["pooled"][k] for k in keys}
+        if "epochs" in row:  # a budget grid's choice for this arm
+            point[arm]["epochs"] = row["epochs"]
     return point
 
 
@@ -187,6 +187,11 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def curve_arms(curve: dict[str, Any]) -> list[str]:
+    """The arms of the curve, in the study's order (every size has them all)."""
+    return list(curve["points"][str(curve["sizes"][0])])
+
+
 def draw_curve(curve: dict[str, Any], path: Path) -> None:
     """Accuracy vs real training images per class, one line and band per arm (log x axis)."""
     import matplotlib
@@ -194,13 +199,19 @@ def draw_curve(curve: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from study.report.figures import ARM_MARKERS
+
     sizes = curve["sizes"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for arm, colour in zip(ARMS, ("#1f77b4", "#d62728"), strict=True):
+    arms = curve_arms(curve)
+    longest = max(len(arm) for arm in arms)
+    fig, ax = plt.subplots(figsize=(6.4 + min(0.065 * longest, 4.0), 4.2), dpi=120)
+    for index, arm in enumerate(arms):
+        colour, marker = f"C{index % 10}", ARM_MARKERS[index % len(ARM_MARKERS)]
         pts = [curve["points"][str(n)][arm] for n in sizes]
-        ax.plot(sizes, [100 * p["mean"] for p in pts], "o-", color=colour, label=arm)
+        ax.plot(sizes, [100 * p["mean"] for p in pts], "-", marker=marker, color=colour,
+                markerfacecolor="none", label=arm)  # fmt: skip
         ax.fill_between(sizes, [100 * p["low"] for p in pts], [100 * p["high"] for p in pts],
-                        color=colour, alpha=0.18, linewidth=0)  # fmt: skip
+                        color=colour, alpha=0.12, linewidth=0)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
@@ -208,7 +219,7 @@ def draw_curve(curve: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{curve['data']}: {curve['seeds']} seed(s); band: {curve['band']}", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

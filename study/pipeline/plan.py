@@ -82,7 +82,7 @@ class StudyPlan:
             **cfg.gan,
             "data": str(self.data),
             "name": f"{self.prefix}gan",
-            "runs_dir": cfg.runs_dir,
+            "runs_dir": cfg.gan_runs_dir or cfg.runs_dir,
             "device": cfg.gan.get("device", cfg.device),
             "feature_extractor": cfg.feature_extractor,
         }
@@ -90,7 +90,7 @@ class StudyPlan:
 
     @property
     def gan_dir(self) -> Path:
-        return self.runs / self.gan_config.name
+        return Path(self.gan_config.runs_dir) / self.gan_config.name
 
     @property
     def synthetic(self) -> Path:
@@ -105,7 +105,7 @@ class StudyPlan:
             gan=self.gan_config.name,
             per_class=cfg.per_class,
             out=str(self.synthetic),
-            runs_dir=cfg.runs_dir,
+            runs_dir=self.gan_config.runs_dir,
             device=cfg.device,
             feature_extractor=cfg.feature_extractor,
         )
