@@ -21,6 +21,7 @@ from classify.explain.methods import CAM_METHODS, FAITHFULNESS_METRICS
 from classify.names import MODEL_NAMES
 from classify.training.config import (
     DEFAULT_LR,
+    DEFAULT_WEIGHT_DECAY,
     FINETUNE_LR_FACTOR,
     OPTIMIZERS,
     SCHEDULERS,
@@ -166,10 +167,13 @@ LearningRate = Annotated[
 ]
 Optimizer = Annotated[choice(OPTIMIZERS), typer.Option("--optimizer", help="Optimizer.")]
 WeightDecay = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--weight-decay",
-        help="Weight decay on conv/linear weights (never on BatchNorm or biases).",
+        help="Weight decay on conv/linear weights, never on BatchNorm or biases (default: "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_WEIGHT_DECAY.items())
+        + ").",
+        show_default=False,
     ),
 ]
 Scheduler = Annotated[

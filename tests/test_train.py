@@ -98,6 +98,22 @@ def test_registries_match_config_choices() -> None:
     assert tuple(SCHEDULES) == SCHEDULERS
 
 
+def test_defaults_are_adamw_and_sgd_brings_its_own_lr_and_decay() -> None:
+    model = build_model(ModelConfig("resnet50", 3, 32, 0.0625))
+    default = build_optimizer(model, TrainConfig())
+    assert type(default).__name__ == "AdamW"
+    assert default.param_groups[0]["lr"] == 2e-3 and default.param_groups[0]["weight_decay"] == 0.05
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd"))
+    assert type(sgd).__name__ == "SGD"
+    assert sgd.param_groups[0]["lr"] == 0.1 and sgd.param_groups[0]["weight_decay"] == 5e-4
+    # An explicit value equal to the default is the same setting (resume and the study agree).
+    explicit = TrainConfig(lr=2e-3, weight_decay=0.05)
+    assert all(explicit.resolved(k) == TrainConfig().resolved(k) for k in ("lr", "weight_decay"))
+    assert TrainConfig(optimizer="sgd").resolved("weight_decay") != TrainConfig().resolved(
+        "weight_decay"
+    )
+
+
 def test_no_weight_decay_on_batchnorm_and_biases() -> None:
     model = build_model(ModelConfig("resnet50-se", 3, 32, 0.0625))
     decay, no_decay = build_optimizer(model, TrainConfig(weight_decay=0.1)).param_groups

@@ -58,7 +58,7 @@ OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig], Optimizer]] 
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> Optimizer:
-    return OPTIMIZERS[cfg.optimizer](parameter_groups(model, cfg.weight_decay), cfg)
+    return OPTIMIZERS[cfg.optimizer](parameter_groups(model, cfg.decay), cfg)
 
 
 def _cosine(start: float, end: float, fraction: float) -> float:

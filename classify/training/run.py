@@ -100,7 +100,7 @@ def resume_config(saved: TrainConfig, requested: TrainConfig, run_dir: Path) -> 
     """The configuration a resumed run continues with (see the module docstring for the rules)."""
 
     def value(cfg: TrainConfig, name: str) -> Any:
-        return cfg.learning_rate if name == "lr" else getattr(cfg, name)  # --lr 0.1 == default
+        return cfg.resolved(name)  # --lr 2e-3 == the AdamW default
 
     names = [f.name for f in fields(TrainConfig) if f.name not in RUNTIME_FIELDS + ("epochs",)]
     refuse_changed(saved, requested, names, run_dir, value)

@@ -198,12 +198,9 @@ def changed_settings(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
 
     from classify.training.run import RUNTIME_FIELDS
 
-    def value(cfg: TrainConfig, key: str) -> Any:
-        return cfg.learning_rate if key == "lr" else getattr(cfg, key)
-
     keys = [f.name for f in fields(TrainConfig) if f.name not in (*RUNTIME_FIELDS, "epochs")]
     return [
         f"{k} {getattr(saved, k)!r} (wanted {getattr(wanted, k)!r})"
         for k in keys
-        if value(saved, k) != value(wanted, k)
+        if saved.resolved(k) != wanted.resolved(k)
     ]
