@@ -122,7 +122,9 @@ def test_a_budget_grid_shares_the_gan_and_chooses_on_validation(
     pooled = grid["arms"]["arms"]["real+gan"]["pooled"]
     assert pooled["low"] <= pooled["delta"] <= pooled["high"] and pooled["seeds"] == 2
     # The report: the grid, each budget's verdict, the rule, the selected table and the figure.
-    md = Path(grid["report"]).read_text()
+    md = (Path(grid["report"]).parent / "budgets.md").read_text()
+    page = Path(grid["report"]).read_text()
+    assert grid["arms"]["verdict"] in page and "Each arm at its chosen budget" in page
     assert "Budget chosen per arm on validation accuracy" in md and grid["arms"]["verdict"] in md
     for e in (1, 2):
         assert f"- {e} epoch{'s' * (e > 1)}: {grid['grid'][str(e)]['verdict']}" in md

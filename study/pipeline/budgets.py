@@ -170,6 +170,9 @@ def _write_grid(
     cfg: PipelineConfig, budgets: Sequence[int], studies: dict[int, dict[str, Any]]
 ) -> dict[str, Any]:
     from core.io import atomic_write_text, write_json
+    from study.pipeline.arm_report import draw_arm_curves
+    from study.report.html import render_html
+    from study.report.markdown import render_markdown
 
     name = Path(studies[budgets[0]]["data"]).name
     tables = {e: studies[e]["arms"] for e in budgets}
@@ -187,11 +190,15 @@ def _write_grid(
         "unsettled": unsettled_arms(tables),
         "arms": selected,
         "studies": {str(e): studies[e]["report"] for e in budgets},
-        "report": str(out / "budgets.md"),
+        "report": str(out / "budgets.html"),
         "figure": str(out / FIGURE),
     }
     draw_budgets(summary, out / FIGURE)
-    atomic_write_text(out / "budgets.md", budget_markdown(summary))
+    selected["figure"] = draw_arm_curves(selected, out)
+    blocks = budget_blocks(summary)
+    title = f"Budgets: {summary['data']}, {summary['seeds']} seed(s)"
+    atomic_write_text(out / "budgets.md", render_markdown(title, blocks))
+    atomic_write_text(out / "budgets.html", render_html(title, blocks, out))
     write_json(out / "budgets.json", summary)
     write_json(Path(cfg.runs_dir) / f"{name}-budgets.json", summary)
     return summary
@@ -208,38 +215,58 @@ def grid_row(table: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def budget_markdown(summary: dict[str, Any]) -> str:
-    """The grid (validation / test per budget, the chosen one in bold; each budget's deltas), the
-    rule, and the selected arms table."""
-    from study.pipeline.arm_report import arm_markdown
+def budget_blocks(summary: dict[str, Any]) -> list[Any]:
+    """The report's blocks: the grid (validation / test per budget, the chosen one in bold), each
+    budget's deltas and verdict, the figure, then the selected arms table with the rule."""
+    from study.report.content import arms_blocks
+    from study.report.model import Bullets, FigureBlock, Heading, Para, Table
 
     budgets = summary["budgets"]
     arms = list(summary["chosen"])
-    head = "| arm | " + " | ".join(f"{_ep(e)}: val / test %" for e in budgets) + " | chosen |"
-    lines = [f"# Budgets: {summary['data']}, {summary['seeds']} seed(s)", "", head]
-    lines.append("|---|" + "---:|" * len(budgets) + "---:|")
+    rows = []
     for arm in arms:
         cells = []
         for e in budgets:
             cell = summary["grid"][str(e)][arm]
             text = f"{_pct(cell['val'])} / {_pct(cell['test'])}"
             cells.append(f"**{text}**" if summary["chosen"][arm] == e else text)
-        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {summary['chosen'][arm]} |")
-    lines += ["", "Δ test accuracy vs real at equal budgets (pooled 95% CI, points):", ""]
-    lines.append("| arm | " + " | ".join(_ep(e) for e in budgets) + " |")
-    lines.append("|---|" + "---:|" * len(budgets))
-    for arm in arms[1:]:
-        cells = [_delta(summary["grid"][str(e)][arm].get("pooled")) for e in budgets]
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    lines += [""] + [f"- {_ep(e)}: {summary['grid'][str(e)]['verdict']}" for e in budgets]
-    models = set(summary["models"].values())
-    if len(models) > 1:
-        lines += ["", "The best architecture by validation accuracy differs between budgets: "
-                  + ", ".join(f"{e}: {m}" for e, m in summary["models"].items())
-                  + "; each arm trains its budget's architecture."]  # fmt: skip
-    lines += ["", f"![validation and test accuracy against the budget]({FIGURE})", ""]
-    lines += ["## Each arm at its chosen budget", "", arm_markdown(summary["arms"])]
-    return "\n".join(lines)
+        rows.append([arm, *cells, str(summary["chosen"][arm])])
+    numeric = [False] + [True] * (len(budgets) + 1)
+    blocks: list[Any] = [
+        Heading("Every arm at every budget"),
+        Table(
+            ["arm", *(f"{_ep(e)}: val / test %" for e in budgets), "chosen (epochs)"],
+            rows,
+            "Mean over seeds of the best-epoch validation accuracy (which chooses) and of the "
+            "test accuracy (which only reports); bold: the budget chosen for the arm.",
+            numeric,
+        ),
+        Table(
+            ["arm", *(_ep(e) for e in budgets)],
+            [
+                [arm, *(_delta(summary["grid"][str(e)][arm].get("pooled")) for e in budgets)]
+                for arm in arms[1:]
+            ],
+            "Δ test accuracy vs real at equal budgets, points (pooled paired bootstrap, 95% CI).",
+            [False] + [True] * len(budgets),
+        ),
+        Bullets([f"{_ep(e)}: {summary['grid'][str(e)]['verdict']}" for e in budgets]),
+    ]
+    if len(set(summary["models"].values())) > 1:
+        blocks.append(
+            Para(
+                "The best architecture by validation accuracy differs between budgets: "
+                + ", ".join(f"{e}: {m}" for e, m in summary["models"].items())
+                + "; each arm trains its budget's architecture.",
+                "note",
+            )
+        )
+    blocks.append(
+        FigureBlock(FIGURE, "Validation and test accuracy against the budget, one line per arm.")
+    )
+    selected = arms_blocks({"arms": summary["arms"]})
+    selected[0] = Heading("Each arm at its chosen budget")
+    return blocks + selected
 
 
 def _ep(epochs: int) -> str:
