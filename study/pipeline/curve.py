@@ -217,7 +217,10 @@ def draw_curve(curve: dict[str, Any], path: Path) -> None:
     ax.minorticks_off()
     ax.set_xlabel("real training images per class")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{curve['data']}: {curve['seeds']} seed(s); band: {curve['band']}", fontsize=9)
+    title = f"{curve['data']}: {curve['seeds']} seed(s); band: {curve['band']}"
+    if any("epochs" in p for point in curve["points"].values() for p in point.values()):
+        title += "\neach arm at its budget chosen on validation accuracy (--epochs grid)"
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
