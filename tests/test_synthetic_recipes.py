@@ -318,6 +318,11 @@ def test_finetune_epochs_use_real_images_at_the_finetune_lr(
     assert config["real_presentations"] == int((main_idx < 30).sum()) + 40
     assert config["synthetic_presentations"] == int((main_idx >= 30).sum())
     assert config["optimizer_steps"] == 2 + 2 * 2 and result.epochs == 3
+    # best.pt is chosen within the finetune phase, whatever the main epoch scored.
+    vals = [r["val_acc"] for r in history]
+    best = 2 if vals[2] <= vals[1] else 3  # ties keep the earlier finetune epoch
+    assert result.best_epoch == best and result.best_val_acc == vals[best - 1]
+    assert torch.load(tmp_path / "ft" / "best.pt", weights_only=False)["epoch"] == best
 
 
 @pytest.fixture(scope="module")

@@ -262,8 +262,17 @@ class Trainer(Steps):
         with self.guard.critical():
             state = self.state
             # Best by validation accuracy, ties keep the earlier epoch; without a validation split
-            # the latest epoch counts as best.
-            improved = state.best_epoch == 0 or val_acc is None or val_acc > state.best_val_acc
+            # the latest epoch counts as best. With --finetune-real-epochs the best is chosen
+            # within the finetune phase (its first epoch always replaces a main-phase best): the
+            # recipe's model is the fine-tuned one, and on a small validation split a tie would
+            # otherwise keep a main-phase epoch and silently drop the phase.
+            entering = self.cfg.finetune_real_epochs > 0 and epoch == self.cfg.epochs + 1
+            improved = (
+                state.best_epoch == 0
+                or val_acc is None
+                or entering
+                or val_acc > state.best_val_acc
+            )
             state.completed, state.val_acc, state.partial = epoch, val_acc, None
             if improved:
                 state.best_epoch, state.best_val_acc = (
