@@ -268,10 +268,7 @@ class Trainer(Steps):
             # otherwise keep a main-phase epoch and silently drop the phase.
             entering = self.cfg.finetune_real_epochs > 0 and epoch == self.cfg.epochs + 1
             improved = (
-                state.best_epoch == 0
-                or val_acc is None
-                or entering
-                or val_acc > state.best_val_acc
+                state.best_epoch == 0 or val_acc is None or entering or val_acc > state.best_val_acc
             )
             state.completed, state.val_acc, state.partial = epoch, val_acc, None
             if improved:
