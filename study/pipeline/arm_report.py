@@ -108,7 +108,7 @@ def arm_markdown(table: dict[str, Any]) -> str:
     """The table as Markdown, the verdict, then each arm's recipe and the budget rule."""
     from study.pipeline.arms import ARM_HEADERS, arm_rows
 
-    lines = ["| " + " | ".join(ARM_HEADERS) + " |", "|---|---:|---:|---:|---|"]
+    lines = ["| " + " | ".join(ARM_HEADERS) + " |", "|---|---:|---:|---:|---:|---|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in arm_rows(table)]
     lines += ["", table["verdict"], ""]
     lines += ["| " + " | ".join(RECIPE_HEADERS) + " |", "|---|---|---:|---:|---:|"]

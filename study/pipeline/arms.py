@@ -132,7 +132,7 @@ def arm_table(
     from study.compare.numbers import holm_adjust
     from study.compare.runs import align, check_pairable, correct
     from study.pipeline.arm_report import arm_training, budget_rule
-    from study.stats import bootstrap_delta, mcnemar_exact, mean_std
+    from study.stats import bootstrap_delta, mcnemar_exact, mean_std, t_interval
 
     real = runs[REAL]
     reference = real[0]
@@ -163,6 +163,10 @@ def arm_table(
             for i in range(len(pairs))
         ]
         rows[arm]["pooled"] = pooled_bootstrap(a, b, resamples=resamples, seed=seed)
+        deltas = [s["delta"]["delta"] for s in rows[arm]["per_seed"]]
+        if len(deltas) > 1:  # seed-to-seed variation, which the pooled bootstrap leaves out
+            low, high = t_interval(deltas)
+            rows[arm]["over_seeds"] = {"low": low, "high": high, "seeds": len(deltas)}
     others = [arm for arm in runs if arm != REAL]
     for arm, p in zip(
         others, holm_adjust([rows[a]["pooled"]["p_value"] for a in others]), strict=True
@@ -243,7 +247,7 @@ def arm_verdict(rows: dict[str, Any]) -> str:
 
 
 ARM_HEADERS = ["arm", "test acc % (mean ± sd)", "Δ vs real, pooled (95% CI)", "p (Holm)",
-               "McNemar p per seed"]  # fmt: skip
+               "Δ over seeds (95% t)", "McNemar p per seed"]  # fmt: skip
 
 
 def arm_rows(table: dict[str, Any]) -> list[list[str]]:
@@ -252,12 +256,13 @@ def arm_rows(table: dict[str, Any]) -> list[list[str]]:
     for arm, row in table["arms"].items():
         cells = [arm, f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"]
         if arm == REAL:
-            cells += ["", "", ""]
+            cells += ["", "", "", ""]
         else:
-            p = row["pooled"]
+            p, t = row["pooled"], row.get("over_seeds")
             cells += [
                 f"{100 * p['delta']:+.2f} ({100 * p['low']:+.2f} to {100 * p['high']:+.2f})",
                 p_text(p),
+                f"{100 * t['low']:+.2f} to {100 * t['high']:+.2f}" if t else "–",
                 ", ".join(f"{s['mcnemar']['p_value']:.3g}" for s in row["per_seed"]),
             ]
         rows.append(cells)

@@ -40,10 +40,6 @@ from core.ranks import main_only
 from study.pipeline.config import PipelineConfig
 
 SUBSET_SEED = 0
-# Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom (then the normal's).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -173,11 +169,10 @@ def curve_point(study: dict[str, Any], seeds: int) -> dict[str, Any]:
 def mean_interval(values: Sequence[float]) -> tuple[float, float]:
     """The 95% t-interval of the mean of ``values`` (two or more), clipped to [0, 1]; with two
     seeds t is 12.7, so the band is wide: it says how little two seeds pin down."""
-    n = len(values)
-    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1))
-    t = _T975[n - 2] if n - 1 <= len(_T975) else 1.96
-    half = t * sd / math.sqrt(n)
-    return max(0.0, mean - half), min(1.0, mean + half)  # an accuracy stays in [0, 1]
+    from study.stats import t_interval
+
+    low, high = t_interval(list(values))
+    return max(0.0, low), min(1.0, high)  # an accuracy stays in [0, 1]
 
 
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:

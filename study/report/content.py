@@ -159,7 +159,9 @@ ARMS_CAPTION = (
     "Every arm is the best architecture trained with the baseline's seed, hyper-parameters and "
     "epochs, changing only what its name says. Δ pooled: a paired bootstrap over test "
     "images (the same draw for every seed) of the seeds' mean delta; p: its two-sided bootstrap "
-    "p-value, Holm-adjusted across arms; McNemar's exact test per seed beside it."
+    "p-value, Holm-adjusted across arms (test-set sampling only); Δ over seeds: the 95% "
+    "t-interval of the seeds' deltas (training noise, which the pooled interval leaves out); "
+    "McNemar's exact test per seed beside it."
 )
 RECIPES_CAPTION = (
     "Each arm's recipe and the images its runs were shown over the whole schedule (config.json's "
@@ -178,7 +180,7 @@ def arms_blocks(report: dict[str, Any]) -> list[Block]:
 
     blocks: list[Block] = [
         Heading("Arms: every recipe against real only"),
-        Table(ARM_HEADERS, arm_rows(table), ARMS_CAPTION, [False, True, True, True, False]),
+        Table(ARM_HEADERS, arm_rows(table), ARMS_CAPTION, [False, True, True, True, True, False]),
         Para(table["verdict"], "note"),
         Table(
             RECIPE_HEADERS, recipe_rows(table), RECIPES_CAPTION, [False, False, True, True, True]
