@@ -344,7 +344,7 @@ def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
     per_seed = [s["delta"]["delta"] for s in gan_row["per_seed"]]
     assert gan_row["pooled"]["delta"] == pytest.approx(sum(per_seed) / 2)
     # Seed-to-seed variation: the t-interval (t = 12.706 at two seeds) of the seeds' deltas.
-    half = 12.706 * abs(per_seed[0] - per_seed[1]) / 2 ** 0.5 / 2 ** 0.5
+    half = 12.706 * abs(per_seed[0] - per_seed[1]) / 2**0.5 / 2**0.5
     centre = sum(per_seed) / 2
     assert gan_row["over_seeds"]["low"] == pytest.approx(centre - half)
     assert gan_row["over_seeds"]["high"] == pytest.approx(centre + half)
