@@ -21,7 +21,6 @@ budgets disagree on an arm's side of 0, the report says a longer budget could st
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 from core.distributed import DistConfig
 from core.errors import UserError
 from core.ranks import main_only
+from study.pipeline.arms import mean_val
 from study.pipeline.config import PipelineConfig
 
 BUDGET_DIR = "epochs-{}"
@@ -82,18 +82,13 @@ def run_budget_grid(
     return main_only(lambda: _write_grid(cfg, budgets, studies))
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return statistics.mean(known) if len(known) == len(values) and known else None
-
-
 def choose_budgets(tables: dict[int, dict[str, Any]]) -> dict[str, int]:
     """Each arm's budget: the highest mean best-epoch validation accuracy over seeds, ties to the
     smaller budget. ``tables[epochs]``: that budget's arms table."""
     arms = list(next(iter(tables.values()))["arms"])
     chosen: dict[str, int] = {}
     for arm in arms:
-        scores = {e: _mean(t["arms"][arm].get("val_best") or [None]) for e, t in tables.items()}
+        scores = {e: mean_val(t["arms"][arm]) for e, t in tables.items()}
         if any(score is None for score in scores.values()):
             raise UserError(
                 f"--epochs {','.join(map(str, tables))}: choosing a budget needs validation "
@@ -208,7 +203,7 @@ def grid_row(table: dict[str, Any]) -> dict[str, Any]:
     """One budget's numbers per arm: mean validation and test accuracy, the pooled delta."""
     row = {}
     for arm, numbers in table["arms"].items():
-        row[arm] = {"val": _mean(numbers.get("val_best") or [None]), "test": numbers["mean"]}
+        row[arm] = {"val": mean_val(numbers), "test": numbers["mean"]}
         if "pooled" in numbers:
             row[arm]["pooled"] = {k: numbers["pooled"][k] for k in ("delta", "low", "high")}
     row["verdict"] = table["verdict"]
