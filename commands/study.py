@@ -318,6 +318,7 @@ def summary_table(study: dict, table_cls: type) -> object:
 
 def curve_table(curve: dict, table_cls: type) -> object:
     """A row per size and arm: test accuracy and band, the pooled delta against real."""
+    from study.pipeline.arms import delta_text
     from study.pipeline.curve import curve_arms
 
     table = table_cls(title=f"learning curve on {curve['data']} ({curve['band']})")
@@ -329,12 +330,7 @@ def curve_table(curve: dict, table_cls: type) -> object:
             p = point[arm]
             name = f"{arm} ({p['epochs']} ep.)" if "epochs" in p else arm
             text = f"{p['mean']:.2%} [{p['low']:.1%}, {p['high']:.1%}]"
-            d = p.get("delta")
-            delta = (
-                f"{100 * d['delta']:+.2f} ({100 * d['low']:+.2f} to {100 * d['high']:+.2f}) pts"
-                if d
-                else ""
-            )
+            delta = f"{delta_text(p['delta'])} pts" if p.get("delta") else ""
             table.add_row(str(size), name, text, delta)
     return table
 
@@ -342,6 +338,8 @@ def curve_table(curve: dict, table_cls: type) -> object:
 def budget_table(grid: dict, table_cls: type) -> object:
     """Per arm: validation / test accuracy at each budget (the chosen budget marked), and the
     selected arm's delta against real at its chosen budget."""
+    from study.pipeline.arms import delta_text
+
     table = table_cls(title=f"budgets on {grid['data']} ({grid['seeds']} seed(s))")
     table.add_column("arm")
     for epochs in grid["budgets"]:
@@ -356,7 +354,7 @@ def budget_table(grid: dict, table_cls: type) -> object:
         p = row.get("pooled")
         chosen = f"{grid['chosen'][arm]} ep."
         if p:
-            chosen += f": {100 * p['delta']:+.2f} ({100 * p['low']:+.2f} to {100 * p['high']:+.2f})"
+            chosen += f": {delta_text(p)}"
         table.add_row(arm, *cells, chosen)
     return table
 

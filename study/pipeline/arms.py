@@ -212,6 +212,12 @@ def p_text(pooled: dict[str, Any], key: str = "p_holm") -> str:
     return f"< {1 / pooled['resamples']:.0e}" if p == 0 else f"{p:.3g}"
 
 
+def delta_text(pooled: dict[str, Any]) -> str:
+    """A delta and its interval in points: ``+1.23 (+0.45 to +2.01)``."""
+    d, low, high = (100 * pooled[k] for k in ("delta", "low", "high"))
+    return f"{d:+.2f} ({low:+.2f} to {high:+.2f})"
+
+
 def mean_val(row: dict[str, Any]) -> float | None:
     """An arm's mean over seeds of its runs' best validation accuracy (None: not known)."""
     values = row.get("val_best") or []
@@ -260,7 +266,7 @@ def arm_rows(table: dict[str, Any]) -> list[list[str]]:
         else:
             p, t = row["pooled"], row.get("over_seeds")
             cells += [
-                f"{100 * p['delta']:+.2f} ({100 * p['low']:+.2f} to {100 * p['high']:+.2f})",
+                delta_text(p),
                 p_text(p),
                 f"{100 * t['low']:+.2f} to {100 * t['high']:+.2f}" if t else "–",
                 ", ".join(f"{s['mcnemar']['p_value']:.3g}" for s in row["per_seed"]),

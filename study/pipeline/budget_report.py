@@ -74,11 +74,9 @@ def _pct(value: float | None) -> str:
 
 
 def _delta(pooled: dict[str, Any] | None) -> str:
-    if not pooled:
-        return "–"
-    return (
-        f"{100 * pooled['delta']:+.2f} ({100 * pooled['low']:+.2f} to {100 * pooled['high']:+.2f})"
-    )
+    from study.pipeline.arms import delta_text
+
+    return delta_text(pooled) if pooled else "–"
 
 
 def draw_budgets(summary: dict[str, Any], path: Path) -> None:
