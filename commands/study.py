@@ -153,7 +153,8 @@ def pipeline_command(
             "+gan takes modifiers after colons: :teacher (soft labels of the seed's real "
             "baseline), :separate-bn, :finetune (real-only epochs after, a quarter of the "
             "epochs), :w<N> (synthetic loss weight), :mixed or :separate (the recipe), e.g. "
-            "real+gan:teacher:separate-bn+trivialaugment.",
+            "real+gan:teacher:separate-bn+trivialaugment. real:finetune is :finetune's "
+            "real-only control (the same extra real-only epochs, no synthetic image).",
             metavar="ARM[,ARM...]",
         ),
     ] = ",".join(_P.arms),

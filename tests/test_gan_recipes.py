@@ -94,6 +94,24 @@ def test_each_modifier_sets_its_train_options(arm: str, fields: dict, suffix: st
     cfg.validate()  # a config `cli train` accepts
 
 
+def test_real_finetune_is_the_baseline_plus_the_same_real_only_phase() -> None:
+    """``real:finetune`` adds exactly the finetune arm's real-only epochs (same K, same lr) to the
+    baseline and nothing synthetic, so it is the control of ``real+gan:finetune``."""
+    control = arm_config(BASE, None, "real:finetune", "c")
+    gan = arm_config(BASE, IMAGES, "real+gan:finetune", "g")
+    assert control.finetune_real_epochs == gan.finetune_real_epochs == 3
+    assert control.finetune_learning_rate == gan.finetune_learning_rate
+    assert (control.synthetic, control.synthetic_batch) == (None, 0)
+    assert replace(control, name=BASE.name, finetune_real_epochs=0) == BASE
+    assert arm_suffix("real:finetune") == "-ft"
+    assert arm_suffix("real:finetune+trivialaugment") == "-ft-trivialaugment"
+    assert parse_arm("real:finetune") == (None, ())
+    shown = _shown(control)
+    assert shown["real_presentations"] == 15 * 2040  # 12 + 3 epochs of the real images
+    assert shown["synthetic_presentations"] == 0
+    control.validate()
+
+
 def test_finetune_is_a_quarter_of_the_epochs_at_least_one() -> None:
     assert [finetune_epochs(n) for n in (1, 2, 3, 4, 6, 10, 12, 40)] == [1, 1, 1, 1, 2, 3, 3, 10]
 
@@ -110,7 +128,8 @@ def test_the_study_recipe_names_the_runs_and_arms_may_override_it() -> None:
 
 def test_run_names_are_unique_and_file_name_safe() -> None:
     modifiers = ["teacher", "separate-bn", "finetune", "w0.5", "w2", "mixed"]
-    arms = {"real", "real+trivialaugment", "real+gan", "real+gan+mixup"}
+    arms = {"real", "real+trivialaugment", "real+gan", "real+gan+mixup", "real:finetune",
+            "real:finetune+trivialaugment"}  # fmt: skip
     for n in (1, 2, 3):
         for combo in itertools.combinations(modifiers, n):
             if ("separate-bn" in combo and "mixed" in combo) or ("w0.5" in combo and "w2" in combo):
@@ -134,7 +153,10 @@ def test_run_names_are_unique_and_file_name_safe() -> None:
         ("real,real+gan:separate-bn:mixed", "separate", "separate-bn needs the separate recipe"),
         ("real,real+gan:separate-bn", "mixed", "not --gan-recipe mixed"),
         ("real,real+trivialaugment:teacher", "separate", "modifiers go on +gan only"),
-        ("real:teacher,real+gan", "separate", "is not an arm"),
+        ("real:teacher,real+gan", "separate", "real takes :finetune only"),
+        ("realx,real", "separate", "is not an arm"),
+        ("real,real:finetune+gan", "separate", "with the GAN's images write real+gan:finetune"),
+        ("real,real:finetune,real:finetune", "separate", "'real:finetune' is named twice"),
         ("real,real+gan:w-1", "separate", "the weight must be a number >= 0"),
         ("real,real+gan:wx", "separate", "'wx' is no weight"),
         ("real,real+gan,real+gan:separate", "separate", "is 'real+gan' spelled again"),
@@ -236,6 +258,19 @@ def test_arm_rows_say_the_recipe_and_the_images_shown() -> None:
     assert "Except real+gan:mixed (the mixed recipe)" in table["budget"]
     markdown = arm_markdown({**table, "arms": {a: r for a, r in rows.items() if a == "real"}})
     assert "| real | real images only; augment pad-crop | 24,480 | 0 | 768 |" in markdown
+
+
+def test_a_finetune_runs_best_validation_is_its_real_only_phases() -> None:
+    """The budget rule and the verdict read the validation accuracy of the run's ``best.pt``,
+    which a finetune run always takes from its real-only phase, even when the main phase scored
+    higher (the number they read used to be the best over both phases)."""
+    from study.pipeline.arm_report import best_val
+
+    main = [{"epoch": e, "val_acc": v, "phase": "main"} for e, v in ((1, 0.6), (2, 0.9))]
+    tuned = [{"epoch": e, "val_acc": v, "phase": "finetune"} for e, v in ((3, 0.7), (4, 0.8))]
+    assert best_val(main + tuned) == 0.8
+    assert best_val([{k: v for k, v in r.items() if k != "phase"} for r in main]) == 0.9
+    assert best_val([{"epoch": 1, "val_acc": None}]) is None
 
 
 def test_separate_bn_arms_are_refused_on_several_processes() -> None:

@@ -325,6 +325,19 @@ def test_finetune_epochs_use_real_images_at_the_finetune_lr(
     assert torch.load(tmp_path / "ft" / "best.pt", weights_only=False)["epoch"] == best
 
 
+def test_a_real_only_run_takes_the_finetune_phase_too(
+    sets: dict[str, Path], tmp_path: Path
+) -> None:
+    """The study's ``real:finetune`` control: no synthetic set, the same real-only phase after."""
+    cfg = _cfg(sets, tmp_path, "rft", synthetic=None, epochs=1, finetune_real_epochs=1)
+    result = train(cfg, progress=False)
+    history = read_jsonl(tmp_path / "rft" / "history.jsonl")
+    assert [(r["epoch"], r["phase"]) for r in history] == [(1, "main"), (2, "finetune")]
+    config = read_json(tmp_path / "rft" / "config.json")
+    assert (config["real_presentations"], config["synthetic_presentations"]) == (2 * 30, 0)
+    assert result.best_epoch == 2  # the finetune phase's, as with synthetic images
+
+
 @pytest.fixture(scope="module")
 def recipe_ref(sets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
     """An uninterrupted run: synthetic batch, separate BN, a mix, then a finetune epoch."""

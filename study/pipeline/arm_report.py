@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from classify.training.config import TrainConfig
+from classify.training.recipe import FINETUNE
 from study.pipeline.recipes import MIXED, SEPARATE, recipe_text
 
 PRESENTATIONS = ("real_presentations", "synthetic_presentations", "optimizer_steps")
@@ -51,9 +52,14 @@ def arm_training(runs: Sequence[Any]) -> dict[str, Any]:
 
 
 def best_val(history: Sequence[dict[str, Any]]) -> float | None:
-    """A run's best validation accuracy over its epochs (what chose its ``best.pt``); None
-    without a validation split."""
-    values = [float(r["val_acc"]) for r in history if r.get("val_acc") is not None]
+    """The validation accuracy of a run's ``best.pt``: its best over the epochs that could choose
+    it, i.e. over the fine-tuning phase alone for a ``--finetune-real-epochs`` run (whose
+    ``best.pt`` is always from that phase, :mod:`classify.training.engine`); None without a
+    validation split."""
+    records = [r for r in history if r.get("val_acc") is not None]
+    if any(r.get("phase") == FINETUNE for r in records):
+        records = [r for r in records if r.get("phase") == FINETUNE]
+    values = [float(r["val_acc"]) for r in records]
     return max(values) if values else None
 
 

@@ -10,6 +10,9 @@ hyper-parameters and epochs; the crop and flip of the baseline kept), changing o
 says; under the default ``separate`` recipe every real image is presented as often as in the
 baseline (a ``finetune`` arm adds its real-only epochs after). ``real`` is the baseline itself and
 ``real+gan`` is the augmented run, so a study with the default arms is the study as before.
+``real:finetune`` is the baseline with ``+gan:finetune``'s real-only epochs added (Hennicke et al.
+2024's second phase without the synthetic first one): the control that says whether a finetune
+arm's gain comes from the synthetic images or from the extra phase.
 
 The table (:func:`arm_table`) compares each arm with ``real`` (Dietterich 1998 for the paired
 tests): per seed the paired bootstrap interval of the accuracy delta and McNemar's exact test;
@@ -36,20 +39,45 @@ from core.errors import UserError
 from study.pipeline.recipes import (
     DEFAULT_GAN_RECIPE,
     MODIFIERS,
+    TAGS,
     GanRecipe,
     SyntheticImages,
+    finetune_epochs,
     gan_config,
     gan_suffix,
     parse_modifiers,
 )
 
 REAL, GAN = "real", "gan"
+# ``real:finetune``: the real-only control of ``+gan:finetune`` (the same extra real-only epochs at
+# the same small learning rate after the baseline's, no synthetic image), so that a finetune arm's
+# gain can be told apart from what the extra phase alone does.
+REAL_FINETUNE = "finetune"
 DEFAULT_ARMS = (REAL, "real+gan")
 CLASSICAL = (*POLICIES, *MIXES)
 USAGE = (
-    f"an arm is real, then +gan (optionally :{':'.join(MODIFIERS)} after it) and/or "
-    f"+{'|+'.join(CLASSICAL)}, e.g. real+gan+trivialaugment or real+gan:teacher:separate-bn"
+    f"an arm is real (or real:{REAL_FINETUNE}, its real-only fine-tuning control), then +gan "
+    f"(optionally :{':'.join(MODIFIERS)} after it) and/or +{'|+'.join(CLASSICAL)}, e.g. "
+    "real+gan+trivialaugment or real+gan:teacher:separate-bn"
 )
+
+
+def real_finetune(arm: str) -> bool:
+    """Whether ``arm`` is ``real:finetune`` (+ classical parts): the baseline with the finetune
+    recipe's real-only epochs added and no synthetic image; a one-line error for another
+    modifier on ``real`` or for ``real:finetune`` with ``+gan`` (use ``+gan:finetune``)."""
+    head, *parts = [p.strip() for p in arm.split("+")]
+    modifiers = [m.strip() for m in head.split(":")[1:]]
+    if not modifiers:
+        return False
+    if modifiers != [REAL_FINETUNE]:
+        raise UserError(f"--arms: {arm!r}: real takes :{REAL_FINETUNE} only; {USAGE}")
+    if any(p.split(":")[0].strip() == GAN for p in parts):
+        raise UserError(
+            f"--arms: {arm!r}: real:{REAL_FINETUNE} is the real-only control; with the GAN's "
+            f"images write real+gan:{REAL_FINETUNE}"
+        )
+    return True
 
 
 def parse_arm(
@@ -60,7 +88,7 @@ def parse_arm(
     head, *parts = [p.strip() for p in arm.split("+")]
     names = [p.split(":")[0].strip() for p in parts]
     unknown = [p for p in names if p != GAN and p not in CLASSICAL]
-    if head != REAL or unknown or len(set(names)) != len(names):
+    if head.split(":")[0].strip() != REAL or unknown or len(set(names)) != len(names):
         raise UserError(f"--arms: {arm!r} is not an arm; {USAGE}")
     recipe = None
     for part, name in zip(parts, names, strict=True):
@@ -72,6 +100,7 @@ def parse_arm(
     classical = tuple(p for p in names if p != GAN)
     if classical:
         parse_augment(",".join(classical))  # e.g. two policies: refused with the reason
+    real_finetune(arm)  # a bad modifier on real: refused
     return recipe, classical
 
 
@@ -97,7 +126,8 @@ def arm_suffix(arm: str, ratio: float | None = None, gan_recipe: str = DEFAULT_G
     ``real+trivialaugment``: ``-trivialaugment``; :func:`study.pipeline.recipes.gan_suffix`)."""
     recipe, classical = parse_arm(arm, gan_recipe)
     gan = gan_suffix(recipe, ratio) if recipe is not None else ""
-    return gan + "".join(f"-{p}" for p in classical)
+    head = f"-{TAGS[REAL_FINETUNE]}" if real_finetune(arm) else ""
+    return head + gan + "".join(f"-{p}" for p in classical)
 
 
 def arm_config(
@@ -119,6 +149,8 @@ def arm_config(
         base = gan_config(baseline, images, recipe, name, teacher)
     else:
         base = replace(baseline, name=name)
+    if real_finetune(arm):
+        base = replace(base, finetune_real_epochs=finetune_epochs(baseline.epochs))
     if not classical:
         return base
     crop = parse_augment(baseline.augment).crop
