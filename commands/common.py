@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import typer
 from rich.markup import escape
 
-from core.distributed import SharedError, is_main
+from core.distributed import SharedError, finish, is_main
 from core.errors import UserError
 from core.progress import err_console
 
@@ -21,14 +21,17 @@ T = TypeVar("T")
 def user_errors(func: F) -> F:
     """Turn :class:`UserError` into ``error: <message>`` on stderr and exit code 2; warnings are
     printed as one yellow line each. In a multi-process run the ranks other than 0 print only
-    their own errors (no warnings, not rank 0's refusals that they share)."""
+    their own errors (no warnings, not rank 0's refusals that they share), and after a command
+    that succeeded every rank waits for the others before leaving the process group."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             try:
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
+                finish()  # every rank done: leave the process group together
+                return result
             except UserError as exc:
                 if not isinstance(exc, SharedError) or is_main():
                     err_console.print(

@@ -120,13 +120,16 @@ def main() -> None:
     out, data, config = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     torch.set_num_threads(1)
-    from core.distributed import rank, start
+    from core.distributed import finish, rank, start
 
     start(torch.device("cpu"), timeout=60)
     result = {"gradient": gradient_match(True), "local_bn": gradient_match(False), **primitives()}
     features(out, data / "test")
     train_and_evaluate(config)
-    (out / f"rank{rank()}.json").write_text(json.dumps(result))
+    me = rank()
+    finish()  # both ranks meet, then leave the group (what every command does on success)
+    result["left_group"] = not torch.distributed.is_initialized()
+    (out / f"rank{me}.json").write_text(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -131,6 +131,7 @@ def test_sharding_and_shared_refusals(ranks: tuple[Path, list[dict]]) -> None:
         assert result["main_only"] == [False, 7, ["1", "2"]] and result["main_only_interrupt"]
         assert "differ between rank 0 and rank(s) 1" in result["differ"]
         assert result["batch_split"].startswith("--batch-size 7: the global batch is split")
+        assert result["left_group"]  # finish(): met the other rank, then left the group
 
 
 def test_features_are_sharded_and_gathered_in_order(
