@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 import typer
 from rich.markup import escape
 
-from core.distributed import SharedError, finish, is_main
+from core.distributed import SharedError, is_main
 from core.errors import UserError
 from core.progress import err_console
+from core.ranks import finish
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -168,23 +168,6 @@ def stop() -> None:
             dist.destroy_process_group()
 
 
-def finish() -> None:
-    """After a command succeeded on this rank: wait for every rank to get here, then leave the
-    group (harmless with none up). Without the barrier, a rank whose last collective was a send
-    (rank 0's broadcast) could tear its connections down while a peer still reads from them,
-    and gloo aborts that peer ("terminate called without an active exception"). Only on
-    success: a rank that failed leaves at exit through :func:`stop`, without waiting."""
-    dist = group()
-    if dist is None:
-        return
-    with contextlib.suppress(Exception):  # a peer that died is reported by its own error
-        if dist.get_backend() == "nccl":
-            dist.barrier(device_ids=[collective_device().index])
-        else:
-            dist.barrier()
-    stop()
-
-
 def collective_device() -> torch.device:
     import torch
     import torch.distributed as dist

@@ -7,6 +7,7 @@ every function here is the plain computation (a loop, the values themselves, the
   gathered back in the input order on every rank (evaluation batches, feature batches);
 - :func:`batch_part`: this rank's contiguous slice of a global training batch;
 - :func:`all_sum`, :func:`all_mean`: per-step statistics; :func:`gather_objects`, :func:`barrier`;
+- :func:`finish`: every rank done, all leave the process group together;
 - :func:`rank_generator`: a seeded random stream of this rank's own;
 - :class:`AgreedStop`: Ctrl-C that stops every rank after the same step (:func:`make_guard`).
 """
@@ -27,6 +28,7 @@ from core.distributed import (
     is_active,
     on_main,
     rank,
+    stop,
     world_size,
 )
 from core.interrupts import InterruptGuard
@@ -45,6 +47,16 @@ def barrier() -> None:
     dist = group()
     if dist is not None and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def finish() -> None:
+    """After a command succeeded on this rank: wait for every rank, then leave the process group
+    (nothing in one process). Without the barrier a rank whose last collective was a send (rank
+    0's broadcast) could close its connections while a peer still reads from them, and gloo
+    aborts that peer. A rank that failed leaves at exit (:func:`core.distributed.stop`)."""
+    with contextlib.suppress(Exception):  # a peer that died is reported by its own error
+        barrier()
+    stop()
 
 
 def main_only(fn: Callable[[], T]) -> T:
