@@ -97,7 +97,8 @@ def run_seed_study(
             train_gan(cfg, resume=partial, overwrite=overwrite, progress=progress)
         out = Path(study.synthetic_dir) / name
         synth = replace(study.synth, gan=name, out=str(out), runs_dir=cfg.runs_dir)
-        if synthetic_complete(out, synth.per_class) and not overwrite:
+        checkpoint = run_dir / f"{synth.checkpoint}.pt"
+        if synthetic_complete(out, synth.per_class, checkpoint) and not overwrite:
             say(f"seed {seed}: {out} complete, kept")
         else:
             say(f"seed {seed}: synthesizing and scoring {out}")

@@ -378,7 +378,25 @@ def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
     # Every arm's validation curve, the mean over seeds, in one figure.
     assert table["arms"][modified]["val_curve"]["epoch"] == [1, 2]  # + 1 finetune epoch
     assert (report_dir / table["figure"]).is_file() and f"({table['figure']})" in md
-    assert "Validation accuracy per epoch of every arm" in page
+    assert "Training loss and validation accuracy per epoch of every arm" in page
+    assert table["arms"][modified]["loss_curve"]["epoch"] == [1, 2]
+    # Every arm's confusion matrix, summed over seeds: its diagonal is the arm's mean accuracy.
+    from study.pipeline.arms import mean_val
+
+    for arm, row in table["arms"].items():
+        counts = row["confusion"]
+        total = sum(map(sum, counts))
+        assert total == 2 * table["n_test"] and len(counts) == len(table["class_names"])
+        diagonal = sum(counts[i][i] for i in range(len(counts)))
+        assert diagonal / total == pytest.approx(row["mean"]), arm
+    assert (report_dir / table["confusion_figure"]).is_file()
+    assert f"({table['confusion_figure']})" in arms_md and "Confusion matrix of every arm" in page
+    # Grad-CAM of the best other arm by validation accuracy against real, on the same images.
+    cam, others = table["cam"], arms.split(",")[1:]
+    assert cam["arm"] == max(others, key=lambda arm: mean_val(table["arms"][arm]))
+    assert list(cam["faithfulness"]) == ["real", cam["arm"]] and len(cam["files"]) == 3
+    assert (report_dir / cam["figure"]).is_file() and f"({cam['figure']})" in arms_md
+    assert f"gradcam of real and {cam['arm']}" in page
     assert "arms verdict" in result.output
     # A re-run skips every finished arm; an unknown arm is a one-line error.
     again = CliRunner().invoke(app, args)
@@ -407,3 +425,21 @@ def test_pooled_bootstrap_and_its_p_value() -> None:
     mixed = pooled_bootstrap(a, b, resamples=2000)
     assert mixed["delta"] == pytest.approx((b[0].mean() - a[0].mean()) / 3)
     assert 0 <= mixed["low"] <= mixed["delta"] <= mixed["high"]
+
+
+def test_a_synthetic_set_from_an_older_gan_checkpoint_is_not_complete(tmp_path: Path) -> None:
+    from core.io import sha256_file
+    from core.manifest import MANIFEST, Manifest
+    from study.pipeline.plan import synthetic_complete
+
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"the GAN at 3,000 iterations")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    manifest = Manifest(counts={"a": 5, "b": 5}, checkpoint_sha256=sha256_file(checkpoint))
+    manifest.write(folder / MANIFEST)
+    assert synthetic_complete(folder, 5, checkpoint) and synthetic_complete(folder, 5)
+    assert not synthetic_complete(folder, 6, checkpoint)  # too few images
+    checkpoint.write_bytes(b"the same run trained on to 9,000 iterations")
+    assert not synthetic_complete(folder, 5, checkpoint)  # stale: drawn from the older file
+    assert synthetic_complete(folder, 5)  # without a checkpoint, only the counts matter

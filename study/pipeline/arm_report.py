@@ -47,6 +47,7 @@ def arm_training(runs: Sequence[Any]) -> dict[str, Any]:
         },
         "presentations": {key: [r.config.get(key) for r in runs] for key in PRESENTATIONS},
         "val_curve": mean_curve([r.history for r in runs]),
+        "loss_curve": mean_curve([r.history for r in runs], "train_loss"),
         "val_best": [best_val(r.history) for r in runs],
     }
 
@@ -63,15 +64,18 @@ def best_val(history: Sequence[dict[str, Any]]) -> float | None:
     return max(values) if values else None
 
 
-def mean_curve(histories: Sequence[Sequence[dict[str, Any]]]) -> dict[str, list[Any]]:
-    """Validation accuracy per epoch, the mean over the seeds that recorded it."""
+def mean_curve(
+    histories: Sequence[Sequence[dict[str, Any]]], key: str = "val_acc"
+) -> dict[str, list[Any]]:
+    """``key`` (validation accuracy by default) per epoch, the mean over the seeds that recorded
+    it."""
     by_epoch: dict[int, list[float]] = {}
     for history in histories:
         for record in history:
-            if record.get("val_acc") is not None and "epoch" in record:
-                by_epoch.setdefault(int(record["epoch"]), []).append(float(record["val_acc"]))
+            if record.get(key) is not None and "epoch" in record:
+                by_epoch.setdefault(int(record["epoch"]), []).append(float(record[key]))
     epochs = sorted(by_epoch)
-    return {"epoch": epochs, "val_acc": [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]}
+    return {"epoch": epochs, key: [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs]}
 
 
 def budget_rule(rows: dict[str, Any]) -> str:
@@ -121,7 +125,17 @@ def arm_markdown(table: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(cells) + " |" for cells in recipe_rows(table)]
     lines += ["", table.get("budget", BUDGET), ""]
     if table.get("figure"):
-        lines += [f"![validation accuracy per epoch, every arm]({table['figure']})", ""]
+        lines += [
+            f"![training loss and validation accuracy per epoch, every arm]({table['figure']})",
+            "",
+        ]
+    if table.get("confusion_figure"):
+        lines += [f"![confusion matrix of every arm]({table['confusion_figure']})", ""]
+    cam = table.get("cam")
+    if cam:
+        from study.pipeline.arm_figures import cam_caption
+
+        lines += [f"![Grad-CAM, real vs {cam['arm']}]({cam['figure']})", "", cam_caption(cam), ""]
     return "\n".join(lines)
 
 
@@ -135,6 +149,11 @@ def draw_arm_curves(table: dict[str, Any], out: Path) -> str | None:
         for arm, row in table["arms"].items()
         if (row.get("val_curve") or {}).get("epoch")
     }
+    losses = {
+        arm: (row["loss_curve"]["epoch"], row["loss_curve"]["train_loss"])
+        for arm, row in table["arms"].items()
+        if (row.get("loss_curve") or {}).get("epoch")
+    }
     if not curves:
         return None
     epochs = [(row.get("recipe") or {}).get("epochs") for row in table["arms"].values()]
@@ -143,17 +162,22 @@ def draw_arm_curves(table: dict[str, Any], out: Path) -> str | None:
     )
     main = epochs[0] if tuned and isinstance(epochs[0], int) else None
     seeds = max(len(row.get("accuracy") or []) for row in table["arms"].values())
-    save_figure(arm_curves_figure(curves, seeds=seeds, main_epochs=main), out / CURVES_FILE)
+    figure = arm_curves_figure(curves, seeds=seeds, main_epochs=main, losses=losses or None)
+    save_figure(figure, out / CURVES_FILE)
     return CURVES_FILE
 
 
 def write_arm_table(table: dict[str, Any], out: Path) -> None:
-    """The validation-curve figure, arms.json and arms.md into the report folder ``out``, and the
-    table into its report (report.json, .md and .html re-rendered with an "Arms" section)."""
+    """The curves figure (and, where the table has them, every arm's confusion matrix), arms.json
+    and arms.md into the report folder ``out``, and the table into its report (report.json, .md
+    and .html re-rendered with an "Arms" section)."""
     from core.io import atomic_write_text, read_json, write_json
     from study.compare.job import write_report
+    from study.pipeline.arm_figures import draw_arm_confusions
 
     table["figure"] = draw_arm_curves(table, out)
+    if all(row.get("confusion") for row in table["arms"].values()):
+        table["confusion_figure"] = draw_arm_confusions(table, table["class_names"], out)
     write_json(out / "arms.json", table)
     atomic_write_text(out / "arms.md", arm_markdown(table))
     report = read_json(out / "report.json")

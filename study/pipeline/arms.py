@@ -163,6 +163,7 @@ def arm_table(
     """Each arm against ``real``; ``runs``: arm -> the seeds' :class:`RunResult` (same order)."""
     from study.compare.numbers import holm_adjust
     from study.compare.runs import align, check_pairable, correct
+    from study.pipeline.arm_figures import summed_confusion
     from study.pipeline.arm_report import arm_training, budget_rule
     from study.stats import bootstrap_delta, mcnemar_exact, mean_std, t_interval
 
@@ -205,9 +206,10 @@ def arm_table(
     ):
         rows[arm]["pooled"]["p_holm"] = p
     for arm, arm_runs in runs.items():
-        rows[arm].update(arm_training(arm_runs))
+        rows[arm].update(arm_training(arm_runs), confusion=summed_confusion(arm_runs))
     return {
         "arms": rows,
+        "class_names": reference.class_names,
         "n_test": int(reference.predictions.true.size),
         "verdict": arm_verdict(rows),
         "budget": budget_rule(rows),

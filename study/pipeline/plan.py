@@ -104,6 +104,7 @@ class StudyPlan:
         return SynthConfig(
             gan=self.gan_config.name,
             per_class=cfg.per_class,
+            score_per_class=cfg.score_per_class,
             out=str(self.synthetic),
             runs_dir=self.gan_config.runs_dir,
             device=cfg.device,
@@ -247,9 +248,17 @@ def gan_complete(run_dir: Path, iterations: int) -> bool:
     )
 
 
-def synthetic_complete(folder: Path, per_class: int) -> bool:
+def synthetic_complete(folder: Path, per_class: int, checkpoint: Path | None = None) -> bool:
+    """The set in ``folder`` has ``per_class`` images of every class and, given the GAN
+    ``checkpoint`` it should come from, was drawn from that very file (a GAN trained further
+    since, e.g. after its iterations were raised, makes the set stale)."""
+    from core.io import sha256_file
+
     path = folder / MANIFEST
     if not path.is_file():
         return False  # synthesize writes into a temporary folder and renames it at the end
-    counts = Manifest.read(path).counts or {}
-    return bool(counts) and min(counts.values()) >= per_class
+    manifest = Manifest.read(path)
+    counts = manifest.counts or {}
+    if not counts or min(counts.values()) < per_class:
+        return False
+    return checkpoint is None or manifest.checkpoint_sha256 == sha256_file(checkpoint)

@@ -99,7 +99,9 @@ def arms_step(plan: StudyPlan) -> Step:
     the report folder (always re-made: cheap, and it must show the latest runs)."""
 
     def run() -> dict[str, Any]:
+        from core.device import setup_device
         from study.compare.runs import load_run
+        from study.pipeline.arm_figures import draw_arm_cams
         from study.pipeline.arm_report import write_arm_table
         from study.pipeline.arms import arm_table
 
@@ -108,6 +110,8 @@ def arms_step(plan: StudyPlan) -> Step:
             for arm in plan.cfg.arms
         }
         table = arm_table(runs)
+        table["cam"] = draw_arm_cams(table, runs, plan.report_dir, per_class=plan.cfg.cam_per_class,
+                                     device=setup_device(plan.cfg.device))  # fmt: skip
         write_arm_table(table, plan.report_dir)
         return table
 
@@ -153,7 +157,8 @@ def gan_step(plan: StudyPlan) -> Step:
 
 def synthesize_step(plan: StudyPlan) -> Step:
     def done() -> bool:
-        return synthetic_complete(plan.synthetic, plan.cfg.per_class)
+        checkpoint = plan.gan_dir / f"{plan.synth_config.checkpoint}.pt"
+        return synthetic_complete(plan.synthetic, plan.cfg.per_class, checkpoint)
 
     return Step("synthesize", done, lambda: _synthesize(plan.synth_config))
 

@@ -193,9 +193,22 @@ def arms_blocks(report: dict[str, Any]) -> list[Block]:
         blocks.append(
             FigureBlock(
                 table["figure"],
-                f"Validation accuracy per epoch of every arm{over}; one line per arm.",
+                f"Training loss and validation accuracy per epoch of every arm{over}; one line "
+                "per arm.",
             )
         )
+    if table.get("confusion_figure"):
+        blocks.append(
+            FigureBlock(
+                table["confusion_figure"],
+                "Confusion matrix of every arm on the test set, summed over its seeds; colour: "
+                "share of the true class.",
+            )
+        )
+    if table.get("cam"):
+        from study.pipeline.arm_figures import cam_caption
+
+        blocks.append(FigureBlock(table["cam"]["figure"], cam_caption(table["cam"])))
     return blocks
 
 

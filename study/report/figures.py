@@ -209,34 +209,67 @@ def image_grid_figure(images: Mapping[str, Sequence[np.ndarray]], title: str = "
     return fig
 
 
+def arm_confusions_figure(
+    matrices: Mapping[str, Sequence[Sequence[int]]], class_names: Sequence[str], seeds: int = 1
+) -> Figure:
+    """One confusion matrix per arm (counts and row shares, as the comparison's), up to three
+    panels a row; ``seeds``: how many runs each matrix sums."""
+    n = len(class_names)
+    columns = min(3, max(1, len(matrices)))
+    rows = math.ceil(len(matrices) / columns)
+    side = max(3.0, 0.8 * n)
+    fig = Figure(figsize=(columns * (side + 1.6), rows * (side + 1.4)))
+    axes = np.asarray(fig.subplots(rows, columns, squeeze=False)).ravel()
+    summed = f" (summed over {seeds} seeds)" if seeds > 1 else ""
+    for ax, (arm, counts) in zip(axes, matrices.items(), strict=False):
+        _matrix_panel(ax, fig, np.asarray(counts, dtype=np.int64), class_names,
+                      textwrap.shorten(arm, 40, placeholder="…"))  # fmt: skip
+        ax.set_xticks(range(n), labels=list(class_names), rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(n), labels=list(class_names), fontsize=8)
+    for ax in axes[len(matrices) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"confusion matrix of every arm{summed}: rows true, columns predicted",
+                 fontsize=11)  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
 def arm_curves_figure(
     curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     *,
     seeds: int = 1,
     main_epochs: int | None = None,
+    losses: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
 ) -> Figure:
     """Validation accuracy per epoch, one line per arm (``curves[arm] = (epochs, accuracy)``,
-    the mean over ``seeds``); ``main_epochs``: a dotted line where real-only finetuning begins.
-    Each arm has its own colour and hollow marker, so arms on the same point stay visible."""
+    the mean over ``seeds``), and with ``losses`` a first panel of the training loss the same way;
+    ``main_epochs``: a dotted line where real-only finetuning begins. Each arm has its own colour
+    and hollow marker, so arms on the same point stay visible."""
     longest = max((len(arm) for arm in curves), default=4)
-    fig = Figure(figsize=(6.5 + min(0.065 * longest, 4.0), 4.2))
-    ax = fig.subplots()
-    for index, (arm, (epochs, values)) in enumerate(curves.items()):
-        ax.plot(epochs, values, "-" if index < 10 else "--", color=f"C{index % 10}",
-                marker=ARM_MARKERS[index % len(ARM_MARKERS)] if len(epochs) <= 40 else None,
-                markersize=6, markerfacecolor="none", label=arm)  # fmt: skip
-    if main_epochs is not None:
-        ax.axvline(main_epochs + 0.5, color="grey", linestyle=":", linewidth=1)
-        ax.text(main_epochs + 0.6, 0.03, "real-only\nfinetuning", fontsize=8, color="grey",
-                transform=ax.get_xaxis_transform())  # fmt: skip
+    panels = [(losses, "training loss (cross-entropy)")] if losses else []
+    panels.append((curves, "validation accuracy"))
+    fig = Figure(figsize=(6.5 * len(panels) + min(0.065 * longest, 4.0), 4.2))
+    axes = np.asarray(fig.subplots(1, len(panels), squeeze=False)).ravel()
     over = f"mean over {seeds} seeds" if seeds > 1 else "one seed"
-    ax.set_title(f"validation accuracy per epoch, every arm ({over})", fontsize=10)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
-    low, high = ax.get_ylim()  # zoomed to the curves: arms differ by a few points
-    ax.set_ylim(max(0.0, low), min(1.0, high) + 0.01)
-    ax.grid(alpha=0.3)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for ax, (series, what) in zip(axes, panels, strict=True):
+        for index, arm in enumerate(curves):
+            if arm not in series:
+                continue
+            epochs, values = series[arm]
+            ax.plot(epochs, values, "-" if index < 10 else "--", color=f"C{index % 10}",
+                    marker=ARM_MARKERS[index % len(ARM_MARKERS)] if len(epochs) <= 40 else None,
+                    markersize=6, markerfacecolor="none", label=arm)  # fmt: skip
+        if main_epochs is not None:
+            ax.axvline(main_epochs + 0.5, color="grey", linestyle=":", linewidth=1)
+            ax.text(main_epochs + 0.6, 0.03, "real-only\nfinetuning", fontsize=8, color="grey",
+                    transform=ax.get_xaxis_transform())  # fmt: skip
+        ax.set_title(f"{what} per epoch, every arm ({over})", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    low, high = axes[-1].get_ylim()  # zoomed to the curves: arms differ by a few points
+    axes[-1].set_ylim(max(0.0, low), min(1.0, high) + 0.01)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
