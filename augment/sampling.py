@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from augment.gan.config import GanConfig
+from augment.gan.ema import standing_statistics
 from augment.gan.models import build_generator
 from core.data import to_uint8
 from core.errors import UserError
@@ -28,6 +29,16 @@ from core.io import load_checkpoint
 
 CHECKPOINT_FORMAT = "shoegan-gan/1"
 CHECKPOINTS = ("best", "last")
+STANDING_SEED_OFFSET = 104_729  # the standing statistics' noise differs from every other draw
+
+
+def sampler(generator: nn.Module, cfg: GanConfig) -> nn.Module:
+    """The generator that draws a run's images: ``generator`` (the EMA generator) with standing
+    BatchNorm statistics when ``cfg.standing_stats`` asks for them (:func:`augment.gan.ema.
+    standing_statistics`, seeded by the run's seed), else ``generator`` itself."""
+    return standing_statistics(
+        generator, cfg.standing_stats, cfg.batch_size, cfg.seed + STANDING_SEED_OFFSET
+    )
 
 
 def class_generator(seed: int, class_index: int) -> torch.Generator:
@@ -152,7 +163,8 @@ def _text_width(font: Any, text: str) -> int:
 
 @dataclass
 class LoadedGan:
-    """A trained GAN run, ready to sample: ``generator`` is the EMA generator in eval mode."""
+    """A trained GAN run, ready to sample: ``generator`` is the EMA generator in eval mode (with
+    standing statistics where the run's configuration asks for them, see :func:`sampler`)."""
 
     generator: nn.Module
     config: GanConfig
@@ -195,5 +207,11 @@ def load_gan(
     generator.load_state_dict(state["G_ema"])
     generator.to(device).eval().requires_grad_(False)
     return LoadedGan(
-        generator, config, class_names, run_dir, path, int(state["iteration"]), torch.device(device)
+        sampler(generator, config),
+        config,
+        class_names,
+        run_dir,
+        path,
+        int(state["iteration"]),
+        torch.device(device),
     )

@@ -10,7 +10,7 @@ et al. 2017, KID Binkowski et al. 2018 (unbiased), both through :mod:`augment.fi
 recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020) come from the same
 InceptionV3 features (:mod:`augment.fid.prdc`), the real images as the reference set, so mode
 collapse shows as low recall and coverage. The untrained generator draws its noise as the
-synthetic set did (with the same truncation); its images are deterministic for a seed, so their
+synthetic set did (with the same truncation and standing statistics); its images are deterministic for a seed, so their
 features are cached by pixels like the real images' and a second ``synthesize`` pays only for the
 new synthetic set.
 
@@ -32,7 +32,7 @@ from augment.fid.prdc import DENSITY_COVERAGE_K, PRECISION_RECALL_K, prdc
 from augment.gan.config import SynthConfig
 from augment.gan.evaluate import class_features, features, fid_kid_dict
 from augment.gan.models import build_generator
-from augment.sampling import LoadedGan, class_generator, class_images
+from augment.sampling import LoadedGan, class_generator, class_images, sampler
 from core.data import ImageTensors, load_samples, scan_dataset
 from core.errors import UserError
 from core.manifest import FidScores, Score
@@ -178,7 +178,7 @@ def _untrained_sets(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         generator = build_generator(gan.config, len(gan.class_names))
-    generator.to(device).eval().requires_grad_(False)
+    generator = sampler(generator.to(device).eval().requires_grad_(False), gan.config)
     return {
         name: class_images(
             generator,

@@ -7,7 +7,8 @@ is written to a hidden temporary sibling folder that is renamed into place at th
 interrupted run leaves no half-written set. The manifest scores the set the way a user should read
 it (:mod:`augment.synthesis_scores`): per-class FID/KID and precision/recall/density/coverage
 against the real training images of the class, next to the real-vs-real floor and an untrained
-generator's score at the same sample sizes. ``truncation`` draws the noise with the truncation
+generator's score at the same sample sizes (``score_per_class``: the first N images of each class
+only, so sets of different sizes score at one size). ``truncation`` draws the noise with the truncation
 trick (Brock et al. 2019, :func:`augment.sampling.draw_noise`) and is recorded in the manifest.
 
 ``filter_with`` keeps only samples a trained classifier assigns to their intended class with at least
@@ -111,10 +112,11 @@ def _score(
     progress: bool,
 ) -> FidScores:
     extractor = extractor or build_named_extractor(cfg.feature_extractor, device)
-    counts = {name: len(batch.images) for name, batch in sets.items()}
+    limit = cfg.score_per_class
+    images = {name: batch.images[:limit] for name, batch in sets.items()}  # the first N, or all
+    counts = {name: len(class_images) for name, class_images in images.items()}
     refs = load_references(gan, counts, cfg, device)
     with _Bar(progress, refs.n_images() + sum(counts.values()), "FID/KID features") as bar:
-        images = {name: batch.images for name, batch in sets.items()}
         return score_set(images, refs, extractor, bar, gan.config.image_size,
                          pr_k=cfg.precision_recall_k, dc_k=cfg.density_coverage_k)  # fmt: skip
 
@@ -268,6 +270,7 @@ def _manifest(
         seed=cfg.seed,
         batch_size=cfg.batch_size,
         truncation=cfg.truncation,
+        standing_stats=gan.config.standing_stats or None,
         class_names=list(gan.class_names),
         requested_per_class=cfg.per_class,
         counts=counts,

@@ -139,6 +139,13 @@ def gan_train_command(
     ema_decay: Annotated[
         float, typer.Option(help="EMA decay of G's weights (warmed up).")
     ] = _G.ema_decay,
+    standing_stats: Annotated[
+        int,
+        typer.Option(
+            help="Sample the EMA generator with BatchNorm statistics re-estimated over N batches "
+            "(BigGAN's standing statistics); 0: the statistics copied from G."
+        ),
+    ] = _G.standing_stats,
     per_class_models: Annotated[
         bool,
         typer.Option(

@@ -120,6 +120,14 @@ def pipeline_command(
         ),
     ] = _P.preset,
     per_class: Annotated[int, typer.Option(help="Synthetic images per class.")] = _P.per_class,
+    score_per_class: Annotated[
+        int | None,
+        typer.Option(
+            help="Score FID/KID, precision/recall, density/coverage on the first N synthetic "
+            "images of each class (and as many real test and untrained-G images); default: all.",
+            metavar="N",
+        ),
+    ] = _P.score_per_class,
     synthetic_ratio: SyntheticRatio = _P.synthetic_ratio,
     gan_recipe: Annotated[
         choice(GAN_RECIPES),

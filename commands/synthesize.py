@@ -62,6 +62,14 @@ def synthesize_command(
         bool,
         typer.Option("--fid/--no-fid", help="Score FID/KID and precision/recall/density/coverage."),
     ] = _S.fid,
+    score_per_class: Annotated[
+        int | None,
+        typer.Option(
+            help="Score only the first N images of each class (FID depends on the sample size: "
+            "a fixed N compares sets of any size); default: all.",
+            metavar="N",
+        ),
+    ] = _S.score_per_class,
     untrained_reference: Annotated[
         bool,
         typer.Option(

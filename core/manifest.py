@@ -16,7 +16,7 @@ Byte-compatible with the files written before this module existed: the same keys
 and the same ``format``. A manifest read from a file writes back exactly the keys it had (older
 manifests lack some; keys this version does not know are kept in ``extra``), so
 ``Manifest.from_json(d).to_json() == d`` and :meth:`Manifest.digest` is unchanged for every
-existing file. Keys added since (``truncation``, the four diversity metrics of a score and their
+existing file. Keys added since (``truncation``, ``standing_stats``, the four diversity metrics of a score and their
 ``k``) are written only by new sets and only when they have a value, so an older manifest reads
 and writes back byte for byte.
 """
@@ -188,6 +188,7 @@ class Manifest(_Record):
     seed: int | None = None
     batch_size: int | None = None
     truncation: float | None = None  # the noise's truncation threshold; absent: plain N(0, 1)
+    standing_stats: int | None = None  # batches of the EMA generator's standing statistics
     class_names: list[str] | None = None
     requested_per_class: int | None = None
     counts: dict[str, int] | None = None

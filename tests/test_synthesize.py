@@ -137,6 +137,28 @@ def test_untrained_generator_features_are_cached_like_real_ones(
     assert third.images == 12 + 12
 
 
+def test_score_per_class_scores_the_first_n_images_at_that_size(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    counting = CountingExtractor()
+    manifest = synthesize(_cfg(trained, tmp_path / "n", fid=True, score_per_class=4),
+                          progress=False, extractor=counting)  # fmt: skip
+    assert manifest.counts is not None and set(manifest.counts.values()) == {6}  # all written
+    fid = manifest.fid
+    assert fid is not None and fid.per_class is not None and fid.untrained_generator is not None
+    for name in manifest.class_names or []:  # 4 synthetic, 4 untrained and 4 test images a class
+        assert fid.per_class[name].n_a == fid.untrained_generator[name].n_a == 4
+        assert fid.real_vs_real[name].n_a == 4
+    # The scored images are the set's first four of each class (the same features as a set of 4).
+    first_four = synthesize(_cfg(trained, tmp_path / "four", fid=True, per_class=4),
+                            progress=False, extractor=CountingExtractor())  # fmt: skip
+    assert first_four.fid is not None
+    assert first_four.to_json()["fid"]["per_class"] == manifest.to_json()["fid"]["per_class"]
+    assert manifest.options is not None and manifest.options["score_per_class"] == 4
+    with pytest.raises(UserError, match="^--score-per-class 1: must be at least 2"):
+        synthesize(_cfg(trained, tmp_path / "x", fid=True, score_per_class=1), progress=False)
+
+
 def test_truncation_shrinks_the_noise_and_is_recorded(
     trained: dict[str, Path], tmp_path: Path
 ) -> None:

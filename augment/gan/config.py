@@ -64,6 +64,9 @@ class GanConfig:
     r1_gamma: float = 0.0
     r1_interval: int = 1
     ema_decay: float = 0.999
+    # Sampling from the EMA generator: re-estimate its BatchNorm statistics over this many batches
+    # of batch_size (Brock et al. 2019's standing statistics); 0: the raw G's copied statistics.
+    standing_stats: int = 0
     per_class_models: bool = False
     eval_every: int = 1000  # sample grid + FID/KID (+ last.pt); also at the end
     fid_samples: int = 240  # generated images per class for FID/KID; 0 disables FID
@@ -111,6 +114,10 @@ class GanConfig:
             (self.iterations >= 0, f"--iterations {self.iterations}: must be >= 0"),
             (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (BatchNorm)"),
             (0.0 <= self.ema_decay < 1.0, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
+            (
+                self.standing_stats >= 0,
+                f"--standing-stats {self.standing_stats}: must be >= 0 (0: off)",
+            ),
             (self.eval_every >= 1, f"--eval-every {self.eval_every}: must be >= 1"),
             (
                 self.fid_samples in (0,) or self.fid_samples >= 2,
@@ -149,7 +156,8 @@ class GanConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GanConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        legacy = {k: v for k, v in LEGACY_VALUES.items() if k not in data}
+        return cls(**{k: v for k, v in data.items() if k in known}, **legacy)
 
     def with_overrides(self, **overrides: Any) -> GanConfig:
         return replace(self, **overrides)
@@ -169,6 +177,10 @@ GAN_PRESETS = Presets({
              "minibatch_std": True, "eval_every": 2000, "fid_samples": 500},
 })  # fmt: skip
 
+
+# What a saved configuration without the field meant: runs saved before the field existed keep
+# sampling as they always did.
+LEGACY_VALUES: dict[str, Any] = {"standing_stats": 0}
 
 # Fields a resumed run may change; anything else must match the checkpoint's configuration.
 RESUMABLE_FIELDS = frozenset(
@@ -196,6 +208,9 @@ class SynthConfig:
     runs_dir: str = "runs"
     device: str = "auto"
     fid: bool = True
+    # Score only the first N images of each class (FID/KID depend on the sample size: a fixed N
+    # compares sets of any size, and costs InceptionV3 less); None: all of them.
+    score_per_class: int | None = None
     untrained_reference: bool = True  # also score an untrained generator: FID's "chance level"
     feature_extractor: str = "inception"
     # Truncation trick (Brock et al. 2019): resample noise components with |z| > truncation.
@@ -225,6 +240,11 @@ class SynthConfig:
                 t is None or t >= MIN_TRUNCATION,
                 f"--truncation {t}: must be at least {MIN_TRUNCATION} (Brock et al. 2019 show "
                 "0.04 to 2), or left out for plain noise",
+            ),
+            (
+                self.score_per_class is None or self.score_per_class >= 2,
+                f"--score-per-class {self.score_per_class}: must be at least 2 (a covariance "
+                "needs two images), or left out to score every image",
             ),
             (
                 min(self.precision_recall_k, self.density_coverage_k) >= 1,

@@ -38,7 +38,7 @@ from augment.gan.models import (
 )
 from augment.gan.run import Meter, cpu_state, train_record
 from augment.gan.step import GanPair, PairStep, regularizers_for, stat_keys
-from augment.sampling import CHECKPOINT_FORMAT, sample_grid
+from augment.sampling import CHECKPOINT_FORMAT, sample_grid, sampler
 from core.data import ImageTensors
 from core.ddp import data_parallel
 from core.device import make_grad_scaler
@@ -163,9 +163,10 @@ class GanTrainer:
         cfg, it = self.cfg, self.iteration
         start = time.perf_counter()
         grid_path = Path("samples") / f"iter_{it:06d}.png"
+        ema = sampler(self.G_ema, cfg)  # as synthesize will draw it (standing statistics)
         if is_main():  # the grid is rank 0's to draw and write
             grid = sample_grid(
-                self.G_ema,
+                ema,
                 self.class_names,
                 columns=cfg.grid_columns,
                 seed=cfg.seed,
@@ -178,7 +179,7 @@ class GanTrainer:
         result = None
         if cfg.fid_samples > 0 and self.real_features is not None:
             result = evaluate_generator(
-                self.G_ema, self.class_names, self.real_features, self.extractor,
+                ema, self.class_names, self.real_features, self.extractor,
                 samples_per_class=cfg.fid_samples, seed=cfg.seed, device=self.device,
             )  # fmt: skip
         with self.guard.critical():
