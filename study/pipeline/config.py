@@ -20,6 +20,7 @@ class PipelineConfig:
     data: str | None = None  # None: the embedded footwear set, data/footwear[-N]
     preset: str = "quick"  # classifier and GAN presets of the same name
     per_class: int = 500  # synthetic images per class
+    score_per_class: int | None = None  # FID etc. of the first N per class (None: all of them)
     synthetic_ratio: float | None = None  # synthetic images per real one in the augmented run
     # How the GAN arms (the augmented run, every +gan arm) take the synthetic images
     # (study.pipeline.recipes): "separate", real exposure held fixed; "mixed", the older recipe.
