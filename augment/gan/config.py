@@ -183,8 +183,9 @@ GAN_PRESETS = Presets({
 LEGACY_VALUES: dict[str, Any] = {"standing_stats": 0}
 
 # Fields a resumed run may change; anything else must match the checkpoint's configuration.
+# ``standing_stats`` changes only how the EMA generator is sampled, never the training itself.
 RESUMABLE_FIELDS = frozenset(
-    {"iterations", "eval_every", "fid_samples", "log_every", "device", "workers"}
+    {"iterations", "eval_every", "fid_samples", "log_every", "device", "workers", "standing_stats"}
 )
 
 
