@@ -112,7 +112,8 @@ def test_a_resumed_run_may_change_its_standing_statistics(
     make_dataset: Callable[..., Path], tmp_path: Path, tiny_gan_config: Callable
 ) -> None:
     data = make_dataset(tmp_path / "data", "colours", 8, 2)
-    train_gan(tiny_gan_config(data, tmp_path, iterations=2, fid_samples=0), progress=False)
+    first = tiny_gan_config(data, tmp_path, iterations=2, fid_samples=0, standing_stats=0)
+    train_gan(first, progress=False)
     assert load_checkpoint(tmp_path / "g" / "last.pt")["config"]["standing_stats"] == 0
     more = tiny_gan_config(data, tmp_path, iterations=4, fid_samples=0, standing_stats=3)
     train_gan(more, resume=True, progress=False)  # sampling only: the training is unchanged
