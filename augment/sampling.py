@@ -192,8 +192,10 @@ def load_gan(
     which: str = "best",
     runs_dir: str | Path = "runs",
     device: torch.device | str = "cpu",
+    standing_stats: int | None = None,
 ) -> LoadedGan:
-    """Rebuild the EMA generator of a GAN run from its checkpoint alone."""
+    """Rebuild the EMA generator of a GAN run from its checkpoint alone; ``standing_stats``
+    overrides the run's own setting (``config.standing_stats`` of the result is the one used)."""
     if which not in CHECKPOINTS:
         raise UserError(f"--checkpoint {which!r}: use one of {', '.join(CHECKPOINTS)}")
     run_dir = resolve_gan_run(run, runs_dir)
@@ -202,6 +204,8 @@ def load_gan(
     if state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not a GAN checkpoint (format {state.get('format')!r})")
     config = GanConfig.from_dict(state["config"])
+    if standing_stats is not None:
+        config = config.with_overrides(standing_stats=standing_stats)
     class_names = list(state["class_names"])
     generator = build_generator(config, len(class_names))
     generator.load_state_dict(state["G_ema"])

@@ -63,7 +63,7 @@ def synthesize(
     """Write the synthetic set (see the module docstring) and return its manifest."""
     cfg.validate()
     device = setup_device(cfg.device)
-    gan = load_gan(cfg.gan, cfg.checkpoint, cfg.runs_dir, device)
+    gan = load_gan(cfg.gan, cfg.checkpoint, cfg.runs_dir, device, cfg.standing_stats)
     out = cfg.out_dir()
     data_root = Path(gan.config.data)
     _check_output(out, data_root, gan.run_dir, cfg.overwrite)

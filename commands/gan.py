@@ -204,8 +204,8 @@ def gan_train_command(
     """Train the class-conditional DCGAN (or --per-class-models) on DATA/train (only that split
     is read) into RUNS_DIR/NAME/: config.json, history.jsonl, samples/iter_*.png, last.pt and
     best.pt (best mean per-class FID). Ctrl-C saves last.pt; --resume continues exactly (only
-    --iterations, --eval-every, --fid-samples, --log-every, --standing-stats, --device, --workers
-    and --data may change).
+    --iterations, --eval-every, --fid-samples, --log-every, --device, --workers and --data may
+    change).
     Several processes (torchrun, or --nproc N): --batch-size is the global batch, D and G are
     DistributedDataParallel, each process draws its own seeded noise and augmentation.
     --seeds N: N runs NAME-sSEED, each synthesized (--score-per-class) and scored, optionally

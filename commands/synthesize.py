@@ -62,6 +62,14 @@ def synthesize_command(
         bool,
         typer.Option("--fid/--no-fid", help="Score FID/KID and precision/recall/density/coverage."),
     ] = _S.fid,
+    standing_stats: Annotated[
+        int | None,
+        typer.Option(
+            help="Sample the EMA generator with BatchNorm statistics re-estimated over N batches "
+            "(0: the statistics copied from G); default: the GAN run's own --standing-stats.",
+            metavar="N",
+        ),
+    ] = _S.standing_stats,
     score_per_class: Annotated[
         int | None,
         typer.Option(

@@ -123,7 +123,7 @@ def test_presets_keep_their_values_and_explicit_values_win() -> None:
         "full": {"image_size": 64, "width": 1.0, "epochs": 40, "batch_size": 64},
     }  # fmt: skip
     assert GAN_PRESETS.table == {
-        "quick": {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 32, "iterations": 9000,
+        "quick": {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 32, "iterations": 6000,
                   "minibatch_std": True, "eval_every": 1500, "fid_samples": 0},
         "full": {"image_size": 64, "ngf": 64, "ndf": 64, "batch_size": 64, "iterations": 20000,
                  "minibatch_std": True, "eval_every": 2000, "fid_samples": 500},

@@ -108,15 +108,24 @@ def test_load_gan_samples_with_standing_statistics_the_checkpoint_keeps_ema_as_t
     assert manifest.standing_stats == 2 and manifest.to_json()["standing_stats"] == 2
 
 
-def test_a_resumed_run_may_change_its_standing_statistics(
+def test_a_resumed_run_keeps_its_setting_and_synthesize_may_override_it(
     make_dataset: Callable[..., Path], tmp_path: Path, tiny_gan_config: Callable
 ) -> None:
     data = make_dataset(tmp_path / "data", "colours", 8, 2)
     first = tiny_gan_config(data, tmp_path, iterations=2, fid_samples=0, standing_stats=0)
     train_gan(first, progress=False)
-    assert load_checkpoint(tmp_path / "g" / "last.pt")["config"]["standing_stats"] == 0
     more = tiny_gan_config(data, tmp_path, iterations=4, fid_samples=0, standing_stats=3)
-    train_gan(more, resume=True, progress=False)  # sampling only: the training is unchanged
-    assert load_checkpoint(tmp_path / "g" / "last.pt")["config"]["standing_stats"] == 3
-    saved = (tmp_path / "g" / "config.json").read_text()
-    assert '"standing_stats": 3' in saved
+    with pytest.raises(UserError, match="standing"):  # every checkpoint says how it is sampled
+        train_gan(more, resume=True, progress=False)
+    assert load_gan(tmp_path / "g", "last").config.standing_stats == 0
+    override = load_gan(tmp_path / "g", "last", standing_stats=3)
+    assert override.config.standing_stats == 3
+    assert int(_norms(override.generator)[0].num_batches_tracked) == 3
+    manifest = synthesize(
+        SynthConfig(gan="g", per_class=2, out=str(tmp_path / "set"), runs_dir=str(tmp_path),
+                    checkpoint="last", device="cpu", fid=False, standing_stats=3),
+        progress=False,
+    )  # fmt: skip
+    assert manifest.standing_stats == 3
+    with pytest.raises(UserError, match="^--standing-stats -2: must be >= 0"):
+        SynthConfig(gan="g", standing_stats=-2).validate()
