@@ -396,7 +396,7 @@ def test_arms_train_each_recipe_on_the_baseline_budget_and_face_real(
     assert cam["arm"] == max(others, key=lambda arm: mean_val(table["arms"][arm]))
     assert list(cam["faithfulness"]) == ["real", cam["arm"]] and len(cam["files"]) == 3
     assert (report_dir / cam["figure"]).is_file() and f"({cam['figure']})" in arms_md
-    assert f"gradcam of real and {cam['arm']}" in page
+    assert f"Class-activation maps (gradcam) of real and {cam['arm']}" in page
     assert "arms verdict" in result.output
     # A re-run skips every finished arm; an unknown arm is a one-line error.
     again = CliRunner().invoke(app, args)
