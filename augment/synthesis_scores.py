@@ -10,9 +10,9 @@ et al. 2017, KID Binkowski et al. 2018 (unbiased), both through :mod:`augment.fi
 recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020) come from the same
 InceptionV3 features (:mod:`augment.fid.prdc`), the real images as the reference set, so mode
 collapse shows as low recall and coverage. The untrained generator draws its noise as the
-synthetic set did (with the same truncation and standing statistics); its images are deterministic for a seed, so their
-features are cached by pixels like the real images' and a second ``synthesize`` pays only for the
-new synthetic set.
+synthetic set did (with the same truncation and standing statistics); its images are deterministic
+for a seed, so their features are cached by pixels like the real images' and a second
+``synthesize`` pays only for the new synthetic set.
 
 :func:`load_references` decodes the real images and samples the untrained generator;
 :func:`score_set` turns features into the typed :class:`core.manifest.FidScores`.

@@ -8,8 +8,9 @@ interrupted run leaves no half-written set. The manifest scores the set the way 
 it (:mod:`augment.synthesis_scores`): per-class FID/KID and precision/recall/density/coverage
 against the real training images of the class, next to the real-vs-real floor and an untrained
 generator's score at the same sample sizes (``score_per_class``: the first N images of each class
-only, so sets of different sizes score at one size). ``truncation`` draws the noise with the truncation
-trick (Brock et al. 2019, :func:`augment.sampling.draw_noise`) and is recorded in the manifest.
+only, so sets of different sizes score at one size). ``truncation`` draws the noise with the
+truncation trick (Brock et al. 2019, :func:`augment.sampling.draw_noise`) and is recorded in the
+manifest, as are the standing statistics the EMA generator was sampled with.
 
 ``filter_with`` keeps only samples a trained classifier assigns to their intended class with at least
 ``min_confidence`` (a common "quality filter" for GAN augmentation), drawing more until each class

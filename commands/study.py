@@ -121,10 +121,11 @@ def pipeline_command(
     ] = _P.preset,
     per_class: Annotated[int, typer.Option(help="Synthetic images per class.")] = _P.per_class,
     score_per_class: Annotated[
-        int | None,
+        int,
         typer.Option(
             help="Score FID/KID, precision/recall, density/coverage on the first N synthetic "
-            "images of each class (and as many real test and untrained-G images); default: all.",
+            "images of each class (and as many real test and untrained-G images), so the scores "
+            "compare across set sizes and with `gan-train --seeds`; 0: every image.",
             metavar="N",
         ),
     ] = _P.score_per_class,

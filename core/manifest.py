@@ -16,9 +16,9 @@ Byte-compatible with the files written before this module existed: the same keys
 and the same ``format``. A manifest read from a file writes back exactly the keys it had (older
 manifests lack some; keys this version does not know are kept in ``extra``), so
 ``Manifest.from_json(d).to_json() == d`` and :meth:`Manifest.digest` is unchanged for every
-existing file. Keys added since (``truncation``, ``standing_stats``, the four diversity metrics of a score and their
-``k``) are written only by new sets and only when they have a value, so an older manifest reads
-and writes back byte for byte.
+existing file. Keys added since (``truncation``, ``standing_stats``, the four diversity metrics of a
+score and their ``k``) are written only by new sets and only when they have a value, so an older
+manifest reads and writes back byte for byte.
 """
 
 from __future__ import annotations

@@ -47,9 +47,8 @@ def standing_statistics(
     if batches <= 0:
         return generator
     sampler = deepcopy(generator)
-    parts = list(
-        getattr(sampler, "generators", [sampler])
-    )  # PerClassGenerator: one model per class
+    # A PerClassGenerator holds one model per class: each gets its own class's batches.
+    parts = list(getattr(sampler, "generators", [sampler]))
     noise = torch.Generator().manual_seed(seed)
     device = next(sampler.parameters()).device
     for part in parts:

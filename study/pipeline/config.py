@@ -22,8 +22,8 @@ class PipelineConfig:
     per_class: int = 500  # synthetic images per class
     # FID/KID, precision/recall, density/coverage of the first N synthetic images per class (as
     # many real test and untrained-G images): N fixed, so sets of any size and the GAN-seed
-    # summaries (which score 240) compare; it also halves the InceptionV3 work. None: all images.
-    score_per_class: int | None = 240
+    # summaries (which score 240) compare; it also halves the InceptionV3 work. 0: every image.
+    score_per_class: int = 240
     synthetic_ratio: float | None = None  # synthetic images per real one in the augmented run
     # How the GAN arms (the augmented run, every +gan arm) take the synthetic images
     # (study.pipeline.recipes): "separate", real exposure held fixed; "mixed", the older recipe.

@@ -104,7 +104,7 @@ class StudyPlan:
         return SynthConfig(
             gan=self.gan_config.name,
             per_class=cfg.per_class,
-            score_per_class=cfg.score_per_class,
+            score_per_class=cfg.score_per_class or None,  # 0: every image
             out=str(self.synthetic),
             runs_dir=self.gan_config.runs_dir,
             device=cfg.device,
