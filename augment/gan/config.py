@@ -68,7 +68,8 @@ class GanConfig:
     # of batch_size (Brock et al. 2019's standing statistics); 0: the raw G's copied statistics.
     # Measured on the footwear set (quick preset, GAN seeds 0-2, 3k-15k iterations): mean per-class
     # FID / floor 3.72 vs 4.28 (3k), 2.60 vs 2.80 (6k), 2.39 vs 2.48 (9k), 2.13 vs 2.12 (12k), 1.96
-    # vs 2.04 (15k), with higher precision and coverage except at 12k (README, "GAN budget").
+    # vs 2.04 (15k), with higher precision and coverage except at 12k (README, "The GAN was
+    # under-trained").
     standing_stats: int = 32
     per_class_models: bool = False
     eval_every: int = 1000  # sample grid + FID/KID (+ last.pt); also at the end
@@ -173,7 +174,7 @@ GAN_PRESETS = Presets({
     # samples against the 240 real ones): batch 64 x 1000 steps 313, + minibatch-std 272, batch
     # 32 x 2000 (same compute) 185-225, batch 32 x 3000 156; untrained 471. Longer runs over
     # seeds 0, 1, 2 with standing statistics (mean per-class FID / real-vs-real floor): 3,000
-    # iterations 3.7x, 6,000 2.6x, 9,000 2.4x, 12,000 2.1x, 15,000 2.0x. 6,000 (~5 min here) is
+    # iterations 3.7x, 6,000 2.6x, 9,000 2.4x, 12,000 2.1x, 15,000 2.0x. 6,000 (5-8 min here) is
     # what fits the demo's 25 minutes (9,000 made it 27). FID is left to `synthesize`
     # (InceptionV3: ~0.08 s per image on 2 cores); grids are saved every 1,500 steps.
     "quick": {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 32, "iterations": 6000,

@@ -113,8 +113,8 @@ def cam_caption(cam: dict[str, Any]) -> str:
         if isinstance(entry.get("value"), (int, float))
     )
     return (
-        f"Class-activation maps ({cam['method']}) of real and {cam['arm']} ({cam['why']}), first "
-        "seed, on the same "
-        f"{len(cam['files'])} test images; each map explains its own model's predicted class. "
+        f"Class-activation maps ({cam['method']}) of real and {cam['arm']} ({cam['why']}), "
+        f"first seed, on the same {len(cam['files'])} test images; each map explains its own "
+        "model's predicted class. "
         f"Faithfulness (ROAD, higher is better) on these images: {scores}."
     )
