@@ -30,6 +30,7 @@ import ctypes
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.table import Table  # noqa: E402
+from train_throughput import SETTINGS  # noqa: E402  (bench/, the script's folder)
 
 from classify.models import ModelConfig, build_model  # noqa: E402
 from classify.models.attention import (  # noqa: E402
@@ -51,10 +53,8 @@ from classify.models.gating import CHANNELS, SPACE, pool  # noqa: E402
 from core.device import configure_cpu_threads  # noqa: E402
 from core.progress import console  # noqa: E402
 
-SETTINGS = {
-    "64px": {"image_size": 64, "width": 1.0, "stem": "imagenet"},
-    "quick": {"image_size": 32, "width": 0.25, "stem": "small"},  # classify/training/presets.py
-}
+# M_MMAP_THRESHOLD and M_TRIM_THRESHOLD of glibc's <malloc.h>.
+M_MMAP_THRESHOLD, M_TRIM_THRESHOLD = -3, -1
 
 
 def stage_shapes(setting: str, attention: str, batch: int) -> list[tuple[tuple[int, ...], int]]:
@@ -72,10 +72,7 @@ def stage_shapes(setting: str, attention: str, batch: int) -> list[tuple[tuple[i
     size = SETTINGS[setting]["image_size"]
     with torch.no_grad():
         model(torch.zeros(batch, 3, size, size))
-    counted: dict[tuple[int, ...], int] = {}
-    for shape in shapes:
-        counted[shape] = counted.get(shape, 0) + 1
-    return list(counted.items())
+    return list(Counter(shapes).items())  # first-seen order: stage by stage
 
 
 def gate_networks(block: nn.Module, x: Tensor) -> list[tuple[nn.Module, list[Tensor]]]:
@@ -104,7 +101,7 @@ def warm_heap() -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(-3, 32 * 1024 * 1024) and mallopt(-1, 1 << 30))  # M_MMAP_, M_TRIM_THRESHOLD
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) and mallopt(M_TRIM_THRESHOLD, 1 << 30))
 
 
 def timed(fn: Callable[[], None], steps: int) -> float:
@@ -112,6 +109,64 @@ def timed(fn: Callable[[], None], steps: int) -> float:
     for _ in range(steps):
         fn()
     return (time.perf_counter() - start) / steps
+
+
+def time_stage(attention: str, shape: tuple[int, ...], rounds: int, steps: int) -> dict[str, float]:
+    """Median seconds per call of the gate, the plain addition, one activation pass and the gate
+    networks alone (module docstring), over interleaved rounds."""
+    gate = create_attention(attention, shape[1]).train()
+    x = torch.randn(shape, requires_grad=True)
+    res = torch.randn(shape, requires_grad=True)
+    grad = torch.randn(shape)
+    networks = gate_networks(gate, x.detach())
+
+    def network() -> None:
+        for module, pooled in networks:
+            scale = module.gate([p.detach().requires_grad_() for p in pooled])
+            scale.backward(torch.ones_like(scale))
+
+    def one_pass() -> None:
+        with torch.no_grad():
+            x.mul(2)
+
+    contenders: dict[str, Callable[[], None]] = {
+        "gate": lambda: gate(x, res).backward(grad),
+        "add": lambda: (x + res).backward(grad),
+        "pass": one_pass,
+        "net": network,
+    }
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    for fn in contenders.values():
+        timed(fn, 2)  # warm-up
+    keys = list(contenders)
+    for r in range(rounds):
+        for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            times[key].append(timed(contenders[key], steps))
+        x.grad = res.grad = None
+        gate.zero_grad(set_to_none=True)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def stage_table(title: str, rows: list[tuple[tuple[int, ...], int, dict[str, float]]]) -> Table:
+    """One row per stage: times in ms, the rest in passes, the stage's share of the total."""
+    extras = [med["gate"] - med["add"] for _, _, med in rows]
+    total = sum(extra * blocks for extra, (_, blocks, _) in zip(extras, rows, strict=True))
+    table = Table(title=title)
+    for column in ("C x H x W", "blocks", "gate", "add", "extra", "net", "passes", "stage (share)"):
+        table.add_column(column, justify="right")
+    for extra, (shape, blocks, med) in zip(extras, rows, strict=True):
+        table.add_row(
+            "x".join(str(d) for d in shape[1:]),
+            str(blocks),
+            f"{med['gate'] * 1e3:.2f}",
+            f"{med['add'] * 1e3:.2f}",
+            f"{extra * 1e3:.2f}",
+            f"{med['net'] * 1e3:.2f}",
+            f"{(extra - med['net']) / med['pass']:.1f}",
+            f"{extra * blocks * 1e3:.1f} ({extra * blocks / total:.0%})",
+        )
+    table.caption = f"total extra per training step: {total * 1e3:.1f} ms"
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,79 +190,17 @@ def main(argv: list[str] | None = None) -> None:
     if not args.glibc_malloc:
         warm_heap()
     torch.manual_seed(0)
-
     for setting in args.settings:
         for attention in args.attention:
-            rows = []
-            for shape, blocks in stage_shapes(setting, attention, args.batch_size):
-                gate = create_attention(attention, shape[1]).train()
-                x = torch.randn(shape, requires_grad=True)
-                res = torch.randn(shape, requires_grad=True)
-                grad = torch.randn(shape)
-
-                def gated(
-                    gate: nn.Module = gate, x: Tensor = x, res: Tensor = res, grad: Tensor = grad
-                ) -> None:
-                    gate(x, res).backward(grad)
-
-                def added(x: Tensor = x, res: Tensor = res, grad: Tensor = grad) -> None:
-                    (x + res).backward(grad)
-
-                def one_pass(x: Tensor = x) -> None:
-                    with torch.no_grad():
-                        x.mul(2)
-
-                networks = gate_networks(gate, x.detach())
-
-                def network(networks: list[tuple[nn.Module, list[Tensor]]] = networks) -> None:
-                    for module, pooled in networks:
-                        leaves = [p.detach().requires_grad_() for p in pooled]
-                        scale = module.gate(leaves)
-                        scale.backward(torch.ones_like(scale))
-
-                contenders = {"gate": gated, "add": added, "pass": one_pass, "net": network}
-                times: dict[str, list[float]] = {k: [] for k in contenders}
-                for fn in contenders.values():
-                    timed(fn, 2)  # warm-up
-                for r in range(args.rounds):
-                    order = list(contenders)[r % 4 :] + list(contenders)[: r % 4]
-                    for key in order:
-                        times[key].append(timed(contenders[key], args.steps))
-                    x.grad = res.grad = None
-                    gate.zero_grad(set_to_none=True)
-                med = {k: statistics.median(v) for k, v in times.items()}
-                extra = med["gate"] - med["add"]
-                rows.append((shape, blocks, med, extra))
-            total = sum(extra * blocks for _, blocks, _, extra in rows)
-            table = Table(
-                title=f"{setting} resnet50-{attention}: ms per block, batch {args.batch_size}, "
+            rows = [
+                (shape, blocks, time_stage(attention, shape, args.rounds, args.steps))
+                for shape, blocks in stage_shapes(setting, attention, args.batch_size)
+            ]
+            title = (
+                f"{setting} resnet50-{attention}: ms per block, batch {args.batch_size}, "
                 f"median of {args.rounds} rounds"
             )
-            columns = (
-                "C x H x W",
-                "blocks",
-                "gate",
-                "add",
-                "extra",
-                "net",
-                "passes",
-                "stage (share)",
-            )
-            for column in columns:
-                table.add_column(column, justify="right")
-            for shape, blocks, med, extra in rows:
-                table.add_row(
-                    "x".join(str(d) for d in shape[1:]),
-                    str(blocks),
-                    f"{med['gate'] * 1e3:.2f}",
-                    f"{med['add'] * 1e3:.2f}",
-                    f"{extra * 1e3:.2f}",
-                    f"{med['net'] * 1e3:.2f}",
-                    f"{(extra - med['net']) / med['pass']:.1f}",
-                    f"{extra * blocks * 1e3:.1f} ({extra * blocks / total:.0%})",
-                )
-            console.print(table)
-            console.print(f"total extra per training step: {total * 1e3:.1f} ms")
+            console.print(stage_table(title, rows))
 
 
 if __name__ == "__main__":
