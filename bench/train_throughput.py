@@ -24,15 +24,20 @@ rounds (``64px``: 64 px, width 1, ImageNet stem; ``quick``: the quick preset's 3
 small stem), and prints each attention model's cost over the plain ResNet-50 of its own setting,
 one row per model and one column per setting. ``--models`` picks the registry names (default
 resnet50, resnet50-se, resnet50-cbam; the plain one is always added); placements such as
-resnet50-se-pre are accepted.
+resnet50-se-pre are accepted. ``--gates both`` adds each attention model a second time, its gates
+on their PyTorch path (``SHOEGAN_NATIVE_GATES=0`` while it trains), so the compiled kernels' gain
+is measured in the same rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from classify.models import ModelConfig, build_model  # noqa: E402
+from classify.models.gate_native import NATIVE_ENV  # noqa: E402
 from classify.models.profile import count_parameters  # noqa: E402
 from classify.names import MODEL_NAMES  # noqa: E402
 from core.device import configure_cpu_threads  # noqa: E402
@@ -86,6 +92,7 @@ class Contender:
     rates: list[float] = field(default_factory=list)
     cpu_rates: list[float] = field(default_factory=list)
     batch: tuple[torch.Tensor, torch.Tensor] | None = None  # its own input (--settings)
+    native_gates: bool = True  # False: the gates' PyTorch path (SHOEGAN_NATIVE_GATES=0)
 
 
 def build_contender(
@@ -132,10 +139,29 @@ def setting_contenders(args: argparse.Namespace) -> list[Contender]:
         sized = argparse.Namespace(**{**vars(args), **SETTINGS[setting]})
         batch = make_batch(args, sized.image_size)
         for name in names:
-            contender = build_contender(f"{setting} {name}", name, None, {}, sized)
-            contender.batch = batch
-            contenders.append(contender)
+            kinds = [True, False] if args.gates == "both" and name != "resnet50" else [True]
+            for native in kinds:
+                torch_label = " (torch gates)" if args.gates == "both" and not native else ""
+                label = f"{setting} {name}{torch_label}"
+                contender = build_contender(label, name, None, {}, sized)
+                contender.batch = batch
+                contender.native_gates = native and args.gates != "torch"
+                contenders.append(contender)
     return contenders
+
+
+@contextmanager
+def gates_path(native: bool) -> Iterator[None]:
+    """Run the attention gates through their compiled CPU kernels or their PyTorch path."""
+    before = os.environ.get(NATIVE_ENV)
+    os.environ[NATIVE_ENV] = "1" if native else "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[NATIVE_ENV]
+        else:
+            os.environ[NATIVE_ENV] = before
 
 
 def train_steps(
@@ -146,13 +172,14 @@ def train_steps(
     if contender.batch is not None:
         x, y = contender.batch
     loss_fn = nn.functional.cross_entropy
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        loss = loss_fn(contender.model(x), y)
-        contender.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        contender.optimizer.step()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    with gates_path(contender.native_gates):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            loss = loss_fn(contender.model(x), y)
+            contender.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            contender.optimizer.step()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return steps * x.shape[0] / wall, steps * x.shape[0] / cpu
 
 
@@ -192,6 +219,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=list(MODEL_NAMES),
         help="with --settings: registry names timed beside resnet50",
     )
+    parser.add_argument(
+        "--gates",
+        default="native",
+        choices=("native", "torch", "both"),
+        help="attention gates through the compiled CPU kernels (classify/models/gate_native.py), "
+        "their PyTorch path, or both side by side (with --settings)",
+    )
     return parser.parse_args(argv)
 
 
@@ -215,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             chosen = [c for c in chosen if c[0] in args.only]
         contenders = [build_contender(*c, args) for c in chosen]
+        for contender in contenders:
+            contender.native_gates = args.gates != "torch"
         shape = f"{args.image_size} px, stem {args.stem}, width {args.width:g}"
     x, y = make_batch(args, args.image_size)
     console.print(

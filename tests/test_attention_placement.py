@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
-from classify.models import ModelConfig, build_model, gating
+from classify.models import ModelConfig, build_model, gate_native, gating, pooling
 from classify.models.attention import CBAM, SqueezeExcite, create_attention
 from classify.models.placement import PLACEMENTS
 from classify.models.profile import count_parameters
@@ -192,9 +192,26 @@ def assert_within(actual: Tensor, expected: Tensor, tol: float) -> None:
     assert error <= tol * scale, f"off by {error:.2e}, allowed {tol * scale:.2e}"
 
 
-# How a gate trains: the fused Function (32 x 32 maps), the same with the two-level argmax forced
-# (small enough to be quick, 32 channels), and plain autograd (maps under FUSED_MIN_POSITIONS).
-PATHS = {"fused": (32, False), "fused-two-level": (32, True), "autograd-small-map": (4, False)}
+# How a gate trains: the fused Function with the compiled passes (float32 NCHW; other dtypes and
+# layouts fall back to torch's), on 32 x 32 and 4 x 4 maps; the fused Function on torch ops, also
+# with the two-level argmax forced (small enough to be quick, 32 channels); plain autograd (maps
+# under FUSED_MIN_POSITIONS without the compiled passes). (size, two-level, compiled passes)
+PATHS = {
+    "native": (32, False, True),
+    "native-small-map": (4, False, True),
+    "fused": (32, False, False),
+    "fused-two-level": (32, True, False),
+    "autograd-small-map": (4, False, False),
+}
+
+
+def use_path(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Route the gates along ``path``; returns its map size."""
+    size, two_level, native = PATHS[path]
+    if two_level:
+        monkeypatch.setattr(pooling, "TWO_LEVEL_MIN_ROWS", 1)
+    monkeypatch.setenv(gate_native.NATIVE_ENV, "1" if native else "0")
+    return size
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -212,9 +229,7 @@ def test_fast_gates_equal_the_reference(
 ) -> None:
     # Forward, input / residual / parameter gradients and BN running statistics, on random
     # inputs: within 1e-5 in float32, within 1e-10 in float64 (where rounding no longer hides).
-    size, two_level = PATHS[path]
-    if two_level:
-        monkeypatch.setattr(gating, "TWO_LEVEL_MIN_ROWS", 1)
+    size = use_path(path, monkeypatch)
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     torch.manual_seed(0)
     block = GATES[gate]().to(dtype)
@@ -245,9 +260,7 @@ def test_ties_send_the_gradient_to_the_first_maximum(
     path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Post-ReLU inputs (what a PRE gate sees) tie at zero: whole dead channels and positions.
-    size, two_level = PATHS[path]
-    if two_level:
-        monkeypatch.setattr(gating, "TWO_LEVEL_MIN_ROWS", 1)
+    size = use_path(path, monkeypatch)
     torch.manual_seed(0)
     block = CBAM(32).double()
     twin = copy.deepcopy(block)
@@ -262,12 +275,12 @@ def test_ties_send_the_gradient_to_the_first_maximum(
 
 @pytest.mark.parametrize("dim", [1, 2])
 def test_two_level_argmax_is_torch_max(dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gating, "TWO_LEVEL_MIN_ROWS", 1)
+    monkeypatch.setattr(pooling, "TWO_LEVEL_MIN_ROWS", 1)
     torch.manual_seed(0)
     x = torch.randn(3, 64, 1024) if dim == 2 else torch.randn(3, 64, 9, 9)
     ties = x.round()  # many equal maxima per row
     for t in (x, ties, torch.zeros_like(x)):
-        values, index = gating._first_max(t, dim)
+        values, index = pooling.first_max(t, dim)
         expected = t.max(dim, keepdim=True)
         assert torch.equal(values, expected.values) and torch.equal(index, expected.indices)
 
@@ -294,8 +307,8 @@ def test_gates_run_under_autocast() -> None:
     # Under CUDA autocast a float16 map may meet a float32 gradient (a float32 residual).
     low, grad = torch.randn(2, 16, 8, 8).bfloat16(), torch.randn(2, 16, 8, 8)
     for over in (gating.SPACE, gating.CHANNELS):
-        expected = (grad * low.float()).sum(gating._DIMS[over], keepdim=True)
-        torch.testing.assert_close(gating._product_sum(grad, low, over), expected)
+        expected = (grad * low.float()).sum(pooling.DIMS[over], keepdim=True)
+        torch.testing.assert_close(pooling.product_sum(grad, low, over), expected)
 
 
 # --- configuration and CLI -----------------------------------------------------------------------

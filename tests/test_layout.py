@@ -24,8 +24,8 @@ AUGMENT_MAY_USE = {"classify.checkpoint"}
 MAX_LINES = 320  # "no library file over ~300 lines"
 
 
-def modules(*packages: str) -> list[Path]:
-    return sorted(p for pkg in packages for p in (ROOT / pkg).rglob("*.py"))
+def modules(*packages: str, suffix: str = ".py") -> list[Path]:
+    return sorted(p for pkg in packages for p in (ROOT / pkg).rglob(f"*{suffix}"))
 
 
 def imported(path: Path) -> set[str]:
@@ -105,3 +105,21 @@ def test_an_installed_toolkit_has_every_package() -> None:
         for init in (ROOT / package).rglob("__init__.py"):
             name = ".".join(init.parent.relative_to(ROOT).parts)
             assert any(fnmatch.fnmatch(name, pattern) for pattern in include), name
+
+
+def test_an_installed_toolkit_has_its_c_sources() -> None:
+    """Every C source a library package compiles at run time is package data (``pip install .``
+    copies only .py files otherwise, and the gates would fall back to the slower PyTorch path)."""
+    import fnmatch
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    section = text.split("[tool.setuptools.package-data]", 1)
+    assert len(section) == 2, "pyproject.toml has no [tool.setuptools.package-data]"
+    data = dict(re.findall(r'^"([^"]+)" = \[([^\]]*)\]', section[1], re.M))
+    sources = modules(*LIBRARY, suffix=".c")
+    assert sources, "no C sources found: is the layout test looking in the right place?"
+    for source in sources:
+        package = ".".join(source.parent.relative_to(ROOT).parts)
+        patterns = re.findall(r'"([^"]+)"', data.get(package, ""))
+        assert any(fnmatch.fnmatch(source.name, p) for p in patterns), source

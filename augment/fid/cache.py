@@ -1,4 +1,4 @@
-"""The user cache folder and the feature cache kept in it.
+"""The feature cache, kept in the user cache folder (:func:`core.cachedir.user_cache_dir`).
 
 Scoring the same real set again should cost nothing, so features of image files are stored on disk
 under a key made of the files' contents and the extractor's name (renaming or moving a folder keeps
@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from core.cachedir import user_cache_dir
 from core.io import atomic_write_bytes
 
-CACHE_ENV = "SHOEGAN_CACHE_DIR"
 FEATURE_CACHE_VERSION = "shoegan-fid-features/1"  # bump when decoding or the key recipe changes
 MEMORY_ITEMS = 16
-
-
-def user_cache_dir() -> Path:
-    """``$SHOEGAN_CACHE_DIR`` or ``~/.cache/shoegan`` (read at call time, so tests can redirect it)."""
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "shoegan"
 
 
 def files_digest(paths: Sequence[Path], chunk: int = 1 << 20) -> str:

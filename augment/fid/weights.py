@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from augment.fid.cache import user_cache_dir
+from core.cachedir import user_cache_dir
 from core.errors import UserError
 from core.io import atomic_write_bytes
 

@@ -21,7 +21,7 @@ activation-sized temporaries) per CBAM gate.
 - Max pools use the index ``torch.max`` returns (the first maximum), so ties get the gradient as
   in the authors' code (``max_pool2d`` / ``torch.max``). On CPU, index-returning ``max`` is 10-30x
   slower than ``amax`` over the channels of an NCHW map, so over many rows it searches in two levels
-  (:func:`_first_max`), which finds the same index.
+  (:func:`classify.models.pooling.first_max`), which finds the same index.
 - Without gradients (eval, ``torch.no_grad``), and on maps under FUSED_MIN_POSITIONS positions
   (where the Function's fixed cost outweighs the passes it saves), the plain forward runs, under
   plain autograd when training (its max still sends the gradient to the first maximum).
@@ -39,170 +39,26 @@ plain autograd (slower than this), so it cannot pay back within a quick-preset r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-SPACE = "space"  # pool over H, W: descriptors B x C x 1 x 1, one scale per channel
-CHANNELS = "channels"  # pool over C: descriptors B x 1 x H x W, one scale per position
-_DIMS = {SPACE: (2, 3), CHANNELS: (1,)}
-# Two-level argmax from this many rows (output elements) on; below it torch.max is faster.
-TWO_LEVEL_MIN_ROWS = 1024
+from classify.models import gate_native
+from classify.models.gate_native import GateKernels
+from classify.models.pooling import CHANNELS, POOLINGS, SPACE, count, pool, product_sum
+
+__all__ = ["CHANNELS", "POOLINGS", "SPACE", "pool", "pooled_gate"]
+
 # Maps with fewer positions train through plain autograd: there the few passes saved cost less
 # than the Function's fixed overhead (a nested autograd call per gate, ~0.2 ms).
 FUSED_MIN_POSITIONS = 64
+# With the compiled passes (classify/models/gate_native.py) the Function pays from 2 x 2 maps on.
+NATIVE_MIN_POSITIONS = 4
+NATIVE_POOLS = {"avg", "max"}  # what the compiled passes pool; others take the PyTorch path
 
 Gate = Callable[[list[Tensor]], Tensor]  # pooled descriptors (dims kept) -> scale broadcast to x
-
-
-def _count(x: Tensor, over: str) -> int:
-    return math.prod(x.shape[d] for d in _DIMS[over])
-
-
-def _space_rows(t: Tensor) -> tuple[Tensor, int]:
-    """``t`` with H, W flattened into one dim, as a view where the layout allows: (N, C, HW) and
-    dim 2 for NCHW, (N, HW, C) and dim 1 for channels_last; otherwise an (N, C, HW) copy."""
-    n, c, h, w = t.shape
-    if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
-        return t.permute(0, 2, 3, 1).view(n, h * w, c), 1
-    return t.reshape(n, c, h * w), 2
-
-
-def _chunks(n: int, contiguous: bool) -> int:
-    """How many chunks :func:`_first_max` splits a reduced dim of size ``n`` into (1: don't)."""
-    if contiguous:  # short contiguous runs keep amax vectorised; only worth it on long rows
-        return n // 32 if n >= 512 and n % 32 == 0 else 1
-    return max((k for k in range(1, math.isqrt(n) + 1) if n % k == 0), default=1)
-
-
-def _first_max(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
-    """``x.max(dim, keepdim=True)`` (values, first index); on CPU over many rows, in two levels:
-    chunk maxima with ``amax`` (vectorised, where index-returning ``max`` is not), ``torch.max``
-    over the chunk maxima, then inside the winning chunk only. The first chunk holding the maximum
-    holds its first index, so the result is ``torch.max``'s."""
-    n = x.shape[dim]
-    chunks = _chunks(n, contiguous=x.stride(dim) == 1)
-    if x.device.type != "cpu" or chunks < 4 or x.numel() // n < TWO_LEVEL_MIN_ROWS:
-        values, index = x.max(dim, keepdim=True)
-        return values, index
-    split = x.unflatten(dim, (chunks, n // chunks))
-    values, which = split.amax(dim + 1).max(dim, keepdim=True)
-    shape = list(split.shape)
-    shape[dim] = 1
-    winner = split.gather(dim, which.unsqueeze(dim + 1).expand(shape))
-    inner = winner.max(dim + 1).indices
-    return values, which * (n // chunks) + inner
-
-
-@dataclass(frozen=True)
-class Pooling:
-    """One descriptor: ``forward(x, over)`` -> (value with dims kept, what backward needs);
-    ``backward(dx, x, value, saved, grad, over)`` adds the descriptor's gradient into ``dx`` in
-    place. ``uniform`` poolings (the mean) instead spread ``grad / count`` over every position,
-    which the gate folds into its one ``addcmul``."""
-
-    forward: Callable[[Tensor, str], tuple[Tensor, Tensor | None]]
-    backward: Callable[[Tensor, Tensor, Tensor, Tensor | None, Tensor, str], None]
-    uniform: bool = False
-
-
-def _avg(x: Tensor, over: str) -> tuple[Tensor, None]:
-    # sum * (1/n): the same value as mean, and it takes the fused route above.
-    return x.sum(dim=_DIMS[over], keepdim=True) * (1.0 / _count(x, over)), None
-
-
-def _max(x: Tensor, over: str) -> tuple[Tensor, Tensor]:
-    if over == CHANNELS:
-        return _first_max(x, 1)
-    rows, dim = _space_rows(x)
-    values, index = _first_max(rows, dim)
-    n, c = x.shape[:2]
-    return values.view(n, c, 1, 1), index.view(n, c, 1)  # index into H*W, per (n, c)
-
-
-def _max_backward(
-    dx: Tensor, x: Tensor, value: Tensor, index: Tensor | None, grad: Tensor, over: str
-) -> None:
-    assert index is not None
-    if over == CHANNELS:
-        dx.scatter_(1, index, dx.gather(1, index) + grad)  # one maximum per row: no collisions
-        return
-    rows, dim = _space_rows(dx)
-    n, c = grad.shape[:2]
-    at = index if dim == 2 else index.view(n, 1, c)
-    rows.scatter_(dim, at, rows.gather(dim, at) + grad.view(at.shape))
-
-
-def _lp(x: Tensor, over: str) -> tuple[Tensor, None]:
-    # Same value as F.lp_pool2d(x, 2, (H, W)) over space; the gradient below is zero (not NaN)
-    # where a whole row is zero, as torch.linalg.vector_norm's.
-    return torch.linalg.vector_norm(x, ord=2, dim=_DIMS[over], keepdim=True), None
-
-
-def _lp_backward(
-    dx: Tensor, x: Tensor, value: Tensor, _s: Tensor | None, grad: Tensor, over: str
-) -> None:
-    dx.addcmul_(x, torch.where(value > 0, grad / value, torch.zeros_like(grad)))
-
-
-def _lse(x: Tensor, over: str) -> tuple[Tensor, None]:
-    # The CBAM authors' logsumexp_2d: log(sum(exp)), not a mean, computed stably.
-    return torch.logsumexp(x, dim=_DIMS[over], keepdim=True), None
-
-
-def _lse_backward(
-    dx: Tensor, x: Tensor, value: Tensor, _s: Tensor | None, grad: Tensor, over: str
-) -> None:
-    dx.addcmul_(torch.exp(x - value), grad)
-
-
-def _no_backward(*_args: object) -> None:
-    return None
-
-
-POOLINGS: dict[str, Pooling] = {
-    "avg": Pooling(_avg, _no_backward, uniform=True),
-    "max": Pooling(_max, _max_backward),
-    "lp": Pooling(_lp, _lp_backward),
-    "lse": Pooling(_lse, _lse_backward),
-}
-
-
-def pool(x: Tensor, kind: str, over: str) -> Tensor:
-    """One descriptor with dims kept: ``avg``, ``max``, ``lp`` (2-norm) or ``lse`` (log-sum-exp)
-    over ``SPACE`` (H, W) or ``CHANNELS`` (C), differentiable by plain autograd (a max sends its
-    gradient to the first maximum, as in the fused path)."""
-    if kind != "max":
-        return POOLINGS[kind].forward(x, over)[0]
-    if over == CHANNELS:
-        return x.max(dim=1, keepdim=True).values
-    if not torch.is_grad_enabled():
-        return x.amax(dim=(2, 3), keepdim=True)
-    rows, dim = _space_rows(x)
-    return rows.max(dim, keepdim=True).values.view(x.shape[0], x.shape[1], 1, 1)
-
-
-def _product_sum(grad: Tensor, x: Tensor, over: str) -> Tensor:
-    """``(grad * x).sum(over's dims, keepdim=True)``, without the temporary where both are laid out
-    with the summed dims contiguous (space in NCHW, channels in channels_last)."""
-    n, c, h, w = x.shape
-    dtype = torch.promote_types(grad.dtype, x.dtype)  # vecdot wants one dtype (autocast mixes)
-    grad, x = grad.to(dtype), x.to(dtype)
-    if over == SPACE and x.is_contiguous() and grad.is_contiguous():
-        return torch.linalg.vecdot(grad.view(n, c, h * w), x.view(n, c, h * w)).view(n, c, 1, 1)
-    nhwc = torch.channels_last
-    if (
-        over == CHANNELS
-        and x.is_contiguous(memory_format=nhwc)
-        and grad.is_contiguous(memory_format=nhwc)
-    ):
-        rows = (t.permute(0, 2, 3, 1).reshape(n, h * w, c) for t in (grad, x))
-        return torch.linalg.vecdot(*rows).view(n, 1, h, w)
-    return (grad * x).sum(dim=_DIMS[over], keepdim=True)
 
 
 class _PooledGate(torch.autograd.Function):
@@ -219,7 +75,13 @@ class _PooledGate(torch.autograd.Function):
         gate: Gate,
         *params: Tensor,
     ) -> Tensor:
-        pooled = [POOLINGS[p].forward(x, over) for p in pools]
+        native = _native(pools, x, residual)
+        ctx.native = native  # type: ignore[attr-defined]
+        if native is not None:
+            mean, top, arg = native.pool(x, over, "max" in pools)
+            pooled = [(mean, None) if p == "avg" else (top, arg) for p in pools]
+        else:
+            pooled = [POOLINGS[p].forward(x, over) for p in pools]
         leaves = [value.detach().requires_grad_() for value, _ in pooled]
         with torch.enable_grad():
             scale = gate(leaves)
@@ -231,6 +93,8 @@ class _PooledGate(torch.autograd.Function):
         ctx.residual_dtype = None if residual is None else residual.dtype  # type: ignore[attr-defined]
         scale = scale.detach()
         ctx.save_for_backward(x, scale, *(value for value, _ in pooled))
+        if native is not None:
+            return native.scale(x, scale, residual, over)
         return x * scale if residual is None else torch.addcmul(residual, x, scale)
 
     @staticmethod
@@ -241,22 +105,35 @@ class _PooledGate(torch.autograd.Function):
         x, scale, *values = ctx.saved_tensors  # type: ignore[attr-defined]
         graph_scale, leaves, trainable = ctx.graph  # type: ignore[attr-defined]
         pools, over = ctx.pools, ctx.over  # type: ignore[attr-defined]
-        dscale = _product_sum(grad, x, over).to(scale.dtype)
+        native: GateKernels | None = ctx.native  # type: ignore[attr-defined]
+        if native is not None:
+            grad_in = grad.to(torch.float32).contiguous()
+            dscale = native.dot(grad_in, x, over)
+        else:
+            dscale = product_sum(grad, x, over).to(scale.dtype)
         # The gate network's small graph lives as long as this node (retained for a second
         # backward through a retained outer graph, as gradcheck does).
         grads = torch.autograd.grad(
             graph_scale, [*leaves, *trainable], dscale, retain_graph=True, allow_unused=True
         )
         dvalues, dparams = grads[: len(leaves)], iter(grads[len(leaves) :])
-        count = _count(x, over)
+        positions = count(x, over)
+        dresidual = None if ctx.residual_dtype is None else grad.to(ctx.residual_dtype)  # type: ignore[attr-defined]
+        param_grads = [next(dparams) if needed else None for needed in ctx.param_mask]  # type: ignore[attr-defined]
+        if native is not None:
+            by_pool = dict(zip(pools, dvalues, strict=True))
+            dmean = None if by_pool.get("avg") is None else by_pool["avg"] * (1.0 / positions)
+            arg = next((extra for extra in ctx.extras if extra is not None), None)  # type: ignore[attr-defined]
+            dx = native.dx(grad_in, scale, dmean, by_pool.get("max"), arg, over)
+            return (dx, dresidual, None, None, None, *param_grads)
         spread = [
             d for p, d in zip(pools, dvalues, strict=True) if POOLINGS[p].uniform and d is not None
         ]
         dtype = torch.promote_types(grad.dtype, scale.dtype)
         nhwc = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        layout = torch.channels_last if nhwc else torch.contiguous_format  # _space_rows: a view
+        layout = torch.channels_last if nhwc else torch.contiguous_format  # space_rows: a view
         dx = torch.empty_like(x, dtype=dtype, memory_format=layout)
-        mean_grad = sum(spread[1:], spread[0]) * (1.0 / count) if spread else None
+        mean_grad = sum(spread[1:], spread[0]) * (1.0 / positions) if spread else None
         if mean_grad is not None and over == CHANNELS:
             torch.addcmul(mean_grad, grad, scale, out=dx)
         else:  # addcmul with N x C x 1 x 1 operands is ~2x slower than a product and an add
@@ -266,9 +143,15 @@ class _PooledGate(torch.autograd.Function):
         for p, d, value, extra in zip(pools, dvalues, values, ctx.extras, strict=True):  # type: ignore[attr-defined]
             if d is not None and not POOLINGS[p].uniform:
                 POOLINGS[p].backward(dx, x, value, extra, d.to(dtype), over)
-        dresidual = None if ctx.residual_dtype is None else grad.to(ctx.residual_dtype)  # type: ignore[attr-defined]
-        param_grads = [next(dparams) if needed else None for needed in ctx.param_mask]  # type: ignore[attr-defined]
         return (dx.to(x.dtype), dresidual, None, None, None, *param_grads)
+
+
+def _native(pools: Sequence[str], x: Tensor, residual: Tensor | None) -> GateKernels | None:
+    """The compiled passes (:mod:`classify.models.gate_native`) where they apply: mean and max
+    poolings, float32 NCHW-contiguous CPU tensors, the kernels built; else None."""
+    if not set(pools) <= NATIVE_POOLS or len(set(pools)) != len(pools):
+        return None
+    return gate_native.kernels() if gate_native.eligible(x, residual) else None
 
 
 def pooled_gate(
@@ -287,7 +170,9 @@ def pooled_gate(
         or (residual is not None and residual.requires_grad)
         or any(p.requires_grad for p in params)
     )
-    if needs_grad and x.shape[2] * x.shape[3] >= FUSED_MIN_POSITIONS:
-        return _PooledGate.apply(x, residual, tuple(pools), over, gate, *params)
+    if needs_grad:
+        native = _native(pools, x, residual) is not None
+        if x.shape[2] * x.shape[3] >= (NATIVE_MIN_POSITIONS if native else FUSED_MIN_POSITIONS):
+            return _PooledGate.apply(x, residual, tuple(pools), over, gate, *params)
     scale = gate([pool(x, p, over) for p in pools])
     return x * scale if residual is None else torch.addcmul(residual, x, scale)
