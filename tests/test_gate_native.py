@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from classify.models import gate_native, gating
 from classify.models.attention import CBAM, ChannelGate, SpatialGate, SqueezeExcite
+from classify.models.cbam_fused import fused_cbam
 
 needs_compiler = pytest.mark.skipif(
     gate_native._compiler() is None, reason="no C compiler on this machine"
@@ -160,14 +161,28 @@ def test_ties_send_the_gradient_to_the_first_maximum(
         assert_near(a, b)  # a gradient sent to another maximum would be off by O(1)
 
 
+KERNELS = ["pool", "scale", "dot", "dx"]
+CBAM_KERNELS = ["cbam_spatial_pool", "cbam_out", "cbam_spatial_dot", "cbam_channel_dot", "cbam_dx"]
+# Which kernels one forward and backward calls: SE and a lone gate go through the per-gate
+# Function; CBAM with mean/max channel poolings through the fused one (cbam_fused.py), whose
+# channel pooling is the per-gate ``pool``; CBAM with another pooling runs its gates in turn.
+CALLS = {
+    "se": KERNELS,
+    "cbam": ["pool", *CBAM_KERNELS],
+    "cbam-channel-only": KERNELS,
+    "spatial-gate": KERNELS,
+}
+
+
 @needs_compiler
+@pytest.mark.parametrize("gate", CALLS)
 def test_the_native_path_is_taken_and_threads_agree(
-    kernels: gate_native.GateKernels, monkeypatch: pytest.MonkeyPatch
+    gate: str, kernels: gate_native.GateKernels, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The Function calls the kernels for float32 NCHW CPU tensors; two threads give what one does
-    # (maps above the kernels' one-thread size, so the parallel loops run).
+    # The Functions call the kernels for float32 NCHW CPU tensors; two threads give what one
+    # does (maps above the kernels' one-thread size, so the parallel loops run).
     calls: list[str] = []
-    for name in ("pool", "scale", "dot", "dx"):
+    for name in KERNELS + CBAM_KERNELS:
         original = getattr(gate_native.GateKernels, name)
 
         def spy(self: object, *args: object, _f: Callable = original, _n: str = name) -> object:
@@ -176,11 +191,11 @@ def test_the_native_path_is_taken_and_threads_agree(
 
         monkeypatch.setattr(gate_native.GateKernels, name, spy)
     torch.manual_seed(0)
-    block = CBAM(64)
+    block = GATES[gate](64)
     twin = copy.deepcopy(block)
     x, weights = torch.randn(4, 64, 32, 32), torch.randn(4, 64, 32, 32)
     one = run_gate(block, x, None, weights)
-    assert sorted(set(calls)) == ["dot", "dx", "pool", "scale"] and len(calls) == 8
+    assert sorted(set(calls)) == sorted(CALLS[gate])
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -189,6 +204,11 @@ def test_the_native_path_is_taken_and_threads_agree(
         torch.set_num_threads(before)
     for a, b in zip(one, two, strict=True):
         assert_near(a, b)  # torch's own conv and MLP sum in another order with two threads
+
+
+def test_cbam_with_other_poolings_runs_its_gates_in_turn() -> None:
+    block = CBAM(8, pool_types=("avg", "lp"))
+    assert fused_cbam(torch.randn(2, 8, 8, 8, requires_grad=True), None, *block.children()) is None
 
 
 def test_other_dtypes_layouts_and_pools_take_the_torch_path() -> None:
@@ -243,3 +263,17 @@ def test_the_build_is_cached_per_source(tmp_path: Path) -> None:
     stamp = first.stat().st_mtime_ns
     assert gate_native.build(tmp_path) == first and first.stat().st_mtime_ns == stamp
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no temporary left behind
+
+
+def test_cli_models_says_which_path_the_gates_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    monkeypatch.setenv(gate_native.NATIVE_ENV, "0")
+    result = CliRunner().invoke(app, ["models", "--image-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "PyTorch ops (SHOEGAN_NATIVE_GATES=0)" in " ".join(result.output.split())
+    monkeypatch.setattr(gate_native, "_compiler", lambda: None)
+    monkeypatch.delenv(gate_native.NATIVE_ENV)
+    assert gate_native.describe().startswith("PyTorch ops (compiled kernels unavailable: no C")

@@ -19,7 +19,8 @@ Every gate is ``x * gate(pool(x))`` (:func:`classify.models.gating.pooled_gate`)
 activation-sized work of forward and backward in a few fused passes (these blocks are memory-bound);
 the classes here only hold the small gate networks, in the papers' form. Each block's
 ``forward(x, residual)`` returns ``gated x + residual`` in one pass, and every placement of
-:mod:`classify.models.placement` can use it.
+:mod:`classify.models.placement` can use it. Training on the CPU, CBAM runs both gates in one
+Function (:mod:`classify.models.cbam_fused`) that never writes the channel gate's output.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from classify.models.cbam_fused import fused_cbam
 from classify.models.gating import CHANNELS, POOLINGS, SPACE, pooled_gate
 
 MIN_HIDDEN = 4
@@ -138,6 +140,9 @@ class CBAM(nn.Module):
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         if self.spatial_gate is None:
             return self.channel_gate(x, residual)
+        fused = fused_cbam(x, residual, self.channel_gate, self.spatial_gate)
+        if fused is not None:  # training on the CPU: both gates in one Function (cbam_fused.py)
+            return fused
         return self.spatial_gate(self.channel_gate(x), residual)
 
 

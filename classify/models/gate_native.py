@@ -39,6 +39,11 @@ SPACE, CHANNELS = "space", "channels"  # as gating.SPACE / gating.CHANNELS
 
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
 _SIGNATURES = {
+    "cbam_spatial_pool": (_P, _P, _I64, _I64, _I64, _P, _P, _P, _INT),
+    "cbam_out": (_P, _P, _P, _P, _P, _I64, _I64, _I64, _INT),
+    "cbam_spatial_dot": (_P, _P, _P, _P, _I64, _I64, _I64, _INT),
+    "cbam_channel_dot": (_P, _P, _P, _P, _P, _P, _P, _I64, _I64, _I64, _INT),
+    "cbam_dx": (_P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I64, _I64, _I64, _INT),
     "space_pool": (_P, _I64, _I64, _P, _P, _P, _INT),
     "space_scale": (_P, _P, _P, _P, _I64, _I64, _INT),
     "space_dot": (_P, _P, _P, _I64, _I64, _INT),
@@ -82,7 +87,7 @@ class GateKernels:
         top = x.new_empty(shape) if with_max else None
         arg = torch.empty(shape, dtype=torch.int32) if with_max else None
         call = self._lib.space_pool if over == SPACE else self._lib.channels_pool
-        call(_ptr(x), *sizes, _ptr(mean), _ptr(top), _ptr(arg), torch.get_num_threads())
+        call(_ptr(x), *sizes, _ptr(mean), _ptr(top), _ptr(arg), _threads())
         return mean, top, arg
 
     def scale(self, x: Tensor, scale: Tensor, residual: Tensor | None, over: str) -> Tensor:
@@ -91,7 +96,7 @@ class GateKernels:
         out = torch.empty_like(x)
         scale = scale.to(torch.float32).contiguous()
         call = self._lib.space_scale if over == SPACE else self._lib.channels_scale
-        call(_ptr(x), _ptr(scale), _ptr(residual), _ptr(out), *sizes, torch.get_num_threads())
+        call(_ptr(x), _ptr(scale), _ptr(residual), _ptr(out), *sizes, _threads())
         return out
 
     def dot(self, grad: Tensor, x: Tensor, over: str) -> Tensor:
@@ -99,7 +104,7 @@ class GateKernels:
         shape, sizes = self._dims(x, over)
         out = x.new_empty(shape)
         call = self._lib.space_dot if over == SPACE else self._lib.channels_dot
-        call(_ptr(grad), _ptr(x), _ptr(out), *sizes, torch.get_num_threads())
+        call(_ptr(grad), _ptr(x), _ptr(out), *sizes, _threads())
         return out
 
     def dx(
@@ -119,11 +124,82 @@ class GateKernels:
             None if t is None else t.to(torch.float32).contiguous() for t in (scale, dmean, dmax)
         )
         call = self._lib.space_dx if over == SPACE else self._lib.channels_dx
-        threads = torch.get_num_threads()
         call(
-            _ptr(grad), _ptr(scale), _ptr(dmean), _ptr(dmax), _ptr(arg), _ptr(out), *sizes, threads
+            _ptr(grad),
+            _ptr(scale),
+            _ptr(dmean),
+            _ptr(dmax),
+            _ptr(arg),
+            _ptr(out),
+            *sizes,
+            _threads(),
         )
         return out
+
+    # CBAM's two gates in one go, ``y = x * cs`` (the channel gate's output) never stored: ``cs``
+    # is the channel scale (N x C x 1 x 1), ``ss`` the spatial one (N x 1 x H x W); the spatial
+    # gate's descriptor gradients (``Spatial``) enter the channel dot and ``dx`` directly, where
+    # running the gates in turn would write ``dy``.
+
+    def cbam_spatial_pool(self, x: Tensor, cs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(mean, max, first index of the max) over the channels of ``x * cs``."""
+        n, c, h, w = x.shape
+        mean, top = x.new_empty(n, 1, h, w), x.new_empty(n, 1, h, w)
+        arg = torch.empty(n, 1, h, w, dtype=torch.int32)
+        call = self._lib.cbam_spatial_pool
+        call(_ptr(x), _ptr(cs), n, c, h * w, _ptr(mean), _ptr(top), _ptr(arg), _threads())
+        return mean, top, arg
+
+    def cbam_out(self, x: Tensor, cs: Tensor, ss: Tensor, residual: Tensor | None) -> Tensor:
+        """``(x * cs) * ss (+ residual)``."""
+        n, c, h, w = x.shape
+        out = torch.empty_like(x)
+        args = (_ptr(x), _ptr(cs), _ptr(ss), _ptr(residual), _ptr(out), n, c, h * w, _threads())
+        self._lib.cbam_out(*args)
+        return out
+
+    def cbam_spatial_dot(self, grad: Tensor, x: Tensor, cs: Tensor) -> Tensor:
+        """``sum over C of grad * (x * cs)``, N x 1 x H x W."""
+        n, c, h, w = x.shape
+        out = x.new_empty(n, 1, h, w)
+        self._lib.cbam_spatial_dot(
+            _ptr(grad), _ptr(x), _ptr(cs), _ptr(out), n, c, h * w, _threads()
+        )
+        return out
+
+    def cbam_channel_dot(self, grad: Tensor, x: Tensor, ss: Tensor, spatial: Spatial) -> Tensor:
+        """``sum over H x W of dy * x``, N x C x 1 x 1, ``dy`` the spatial gate's input gradient."""
+        n, c, h, w = x.shape
+        out = x.new_empty(n, c, 1, 1)
+        dmean, dmax, arg = spatial
+        sizes = (n, c, h * w, _threads())
+        call = self._lib.cbam_channel_dot
+        call(_ptr(grad), _ptr(x), _ptr(ss), _ptr(dmean), _ptr(dmax), _ptr(arg), _ptr(out), *sizes)
+        return out
+
+    def cbam_dx(
+        self,
+        grad: Tensor,
+        ss: Tensor,
+        spatial: Spatial,
+        cs: Tensor,
+        channel: tuple[Tensor | None, Tensor | None, Tensor | None],
+    ) -> Tensor:
+        """``dy * cs + cmean``, plus ``cmax`` at each channel maximum's first index (``channel``:
+        the channel gate's ``(dmean / (H W) or None, dmax or None, arg or None)``)."""
+        n, c, h, w = grad.shape
+        out = torch.empty_like(grad)
+        cmean, cmax, carg = channel
+        pointers = [_ptr(t) for t in (grad, ss, *spatial, cs, cmean, cmax, carg, out)]
+        self._lib.cbam_dx(*pointers, n, c, h * w, _threads())
+        return out
+
+
+Spatial = tuple[Tensor, Tensor, Tensor]  # the spatial gate's (dmean / C, dmax, arg)
+
+
+def _threads() -> int:
+    return torch.get_num_threads()
 
 
 def eligible(*tensors: Tensor | None) -> bool:
@@ -144,6 +220,17 @@ def kernels() -> GateKernels | None:
     if os.environ.get(NATIVE_ENV, "1") == "0":
         return None
     return _load()
+
+
+def describe() -> str:
+    """One line: which path the gates' CPU passes take here, and why."""
+    if os.environ.get(NATIVE_ENV, "1") == "0":
+        return f"PyTorch ops ({NATIVE_ENV}=0)"
+    try:
+        path = build()
+    except RuntimeError as error:
+        return f"PyTorch ops (compiled kernels unavailable: {error})"
+    return f"compiled kernels ({path})"
 
 
 def _compiler() -> str | None:

@@ -10,31 +10,33 @@ activation-sized temporaries) per CBAM gate.
 
 - Training goes through one autograd Function per gate (:class:`_PooledGate`). Its forward pools,
   runs the small gate network on detached copies of the pooled descriptors (recorded by autograd
-  as a graph of its own, as ``torch.utils.checkpoint`` does) and returns ``x * scale + residual``
-  in one ``addcmul``. Its backward touches the activation three or four times: ``sum(grad * x)``
-  for the gate network's input (a ``vecdot``, no temporary, where the summed dims are
-  contiguous), ``grad * scale`` plus every mean's broadcast gradient (one ``addcmul`` for the
-  spatial gate; a product and an in-place add for channel gates, where that is 2x faster), and
-  each max's gradient added in place at its argmax (N x C values, not an activation-sized zero
-  tensor and an addition).
-  Autograd's backward of the gate network then gives the descriptors' and parameters' gradients.
+  as a graph of its own, as ``torch.utils.checkpoint`` does) and returns ``x * scale + residual``.
+  Its backward touches the activation a few times: ``sum(grad * x)`` for the gate network's
+  input, ``grad * scale`` plus every mean's broadcast gradient, and each max's gradient added at
+  its argmax; autograd's backward of the gate network gives the descriptors' and parameters'
+  gradients.
+- Those passes run on compiled CPU kernels (:mod:`classify.models.gate_native`: each pass one C
+  loop, built on first use) for float32 NCHW CPU tensors with mean and max poolings, and on torch
+  ops otherwise (CUDA, other dtypes and layouts, lp/lse poolings, no C compiler): ``addcmul``,
+  ``vecdot`` where the summed dims are contiguous, in-place scatter of the max gradients.
+  CBAM's two gates together have a Function of their own on the same kernels
+  (:mod:`classify.models.cbam_fused`), which never writes the channel gate's output.
 - Max pools use the index ``torch.max`` returns (the first maximum), so ties get the gradient as
   in the authors' code (``max_pool2d`` / ``torch.max``). On CPU, index-returning ``max`` is 10-30x
-  slower than ``amax`` over the channels of an NCHW map, so over many rows it searches in two levels
-  (:func:`classify.models.pooling.first_max`), which finds the same index.
-- Without gradients (eval, ``torch.no_grad``), and on maps under FUSED_MIN_POSITIONS positions
-  (where the Function's fixed cost outweighs the passes it saves), the plain forward runs, under
-  plain autograd when training (its max still sends the gradient to the first maximum).
+  slower than ``amax`` over the channels of an NCHW map, so the torch path searches in two levels
+  over many rows (:func:`classify.models.pooling.first_max`), which finds the same index.
+- Without gradients (eval, ``torch.no_grad``), and on maps under NATIVE_MIN_POSITIONS (kernels) or
+  FUSED_MIN_POSITIONS (torch ops) positions, where the Function's fixed cost outweighs the passes
+  it saves, the plain forward runs, under plain autograd when training (its max still sends the
+  gradient to the first maximum).
 
-Measured with bench/train_throughput.py --settings 64px quick --threads 1 (training step, batch
-32; 1 thread on a 2-core VM, noisy: +-10 points between runs of the same code): CBAM's cost over
-plain ResNet-50 at the quick preset (32 px, width 0.25, small stem) went from +48..56% to +28..42%
-(median of three runs ~+31%); at 64 px (ImageNet stem, width 1) it stayed at +17..20%: there the
-16x16 maps got ~2x cheaper but most of the cost sits on the 4x4 and 2x2 maps (the channel MLP on
-1024-2048 channels, index-returning max over 4-16 positions, per-call overhead), which this does
-not change. SE stayed within noise of before. ``torch.compile`` of the same gate was measured
-too: 24 s to compile the first shape and ~8 s per further shape, for a block ~12% faster than
-plain autograd (slower than this), so it cannot pay back within a quick-preset run.
+Cost over plain ResNet-50 (bench/train_throughput.py --settings 64px quick --threads 1 --gates
+both: training step, batch 32, 1 thread, both paths in the same interleaved rounds; +-3-5 points
+between runs): CBAM +11% at 64 px and +23% at the quick preset with the kernels and the fused CBAM,
+against +18% and +38% on torch ops (plain autograd: +48..56% at the quick preset); SE the same on
+both paths (+6% / +11%). ``torch.compile`` of one gate was measured too: 24 s to compile the
+first shape and ~8 s per further shape, for a block ~12% faster than plain autograd, so it cannot
+pay back within a quick-preset run.
 """
 
 from __future__ import annotations
@@ -146,6 +148,15 @@ class _PooledGate(torch.autograd.Function):
         return (dx.to(x.dtype), dresidual, None, None, None, *param_grads)
 
 
+def needs_grad(x: Tensor, residual: Tensor | None, params: Sequence[Tensor]) -> bool:
+    """Whether autograd records this call (training): gradients on, and any input needs one."""
+    return torch.is_grad_enabled() and (
+        x.requires_grad
+        or (residual is not None and residual.requires_grad)
+        or any(p.requires_grad for p in params)
+    )
+
+
 def _native(pools: Sequence[str], x: Tensor, residual: Tensor | None) -> GateKernels | None:
     """The compiled passes (:mod:`classify.models.gate_native`) where they apply: mean and max
     poolings, float32 NCHW-contiguous CPU tensors, the kernels built; else None."""
@@ -165,12 +176,7 @@ def pooled_gate(
     """``x * gate([pool(x, p, over) for p in pools])``, plus ``residual`` when given (one fused
     ``addcmul``). ``params`` are the gate network's parameters (they must be passed for their
     gradients to arrive when autograd records this call)."""
-    needs_grad = torch.is_grad_enabled() and (
-        x.requires_grad
-        or (residual is not None and residual.requires_grad)
-        or any(p.requires_grad for p in params)
-    )
-    if needs_grad:
+    if needs_grad(x, residual, params):
         native = _native(pools, x, residual) is not None
         if x.shape[2] * x.shape[3] >= (NATIVE_MIN_POSITIONS if native else FUSED_MIN_POSITIONS):
             return _PooledGate.apply(x, residual, tuple(pools), over, gate, *params)
