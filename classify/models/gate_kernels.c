@@ -72,6 +72,19 @@ static inline void pool_row(const float *row, int64_t hw, int lanes, float *sum,
     *arg = k;
 }
 
+/* Sum of one row with `lanes` independent partial sums (inlined with a constant `lanes`). */
+static inline float sum_row(const float *row, int64_t hw, int lanes) {
+    float lane[16] = {0.0f}, s = 0.0f;
+    const int64_t whole = hw - hw % lanes;
+    for (int64_t i = 0; i < whole; i += lanes) {
+#pragma omp simd
+        for (int l = 0; l < lanes; l++) lane[l] += row[i + l];
+    }
+    for (int l = 0; l < lanes; l++) s += lane[l];
+    for (int64_t i = whole; i < hw; i++) s += row[i];
+    return s;
+}
+
 void space_pool(const float *x, int64_t rows, int64_t hw, float *mean, float *max, int32_t *arg,
                 int threads) {
     const float inv = 1.0f / (float)hw;
@@ -79,6 +92,11 @@ void space_pool(const float *x, int64_t rows, int64_t hw, float *mean, float *ma
     for (int64_t r = 0; r < rows; r++) {
         float s, m;
         int32_t k;
+        if (!max) { /* mean only (SE) */
+            const float *row = x + r * hw;
+            mean[r] = (hw >= 256 ? sum_row(row, hw, 16) : sum_row(row, hw, 8)) * inv;
+            continue;
+        }
         if (hw >= 256)
             pool_row(x + r * hw, hw, 16, &s, &m, &k);
         else if (hw >= 8)
