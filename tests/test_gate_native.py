@@ -277,3 +277,13 @@ def test_cli_models_says_which_path_the_gates_take(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(gate_native, "_compiler", lambda: None)
     monkeypatch.delenv(gate_native.NATIVE_ENV)
     assert gate_native.describe().startswith("PyTorch ops (compiled kernels unavailable: no C")
+
+
+@needs_compiler
+def test_another_cpu_gets_its_own_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    # -march=native: a cache shared with a machine whose CPU differs must not hand it our build.
+    compiler = gate_native._compiler()
+    assert compiler is not None
+    here = gate_native._key(compiler)
+    monkeypatch.setattr(gate_native, "_cpu", lambda: "model name : another CPU\nflags : sse2")
+    assert gate_native._key(compiler) != here

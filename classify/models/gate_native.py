@@ -4,7 +4,7 @@
 backward as one loop (pooling with first-index argmax, the broadcast products, the max gradients'
 scatter) for float32 NCHW-contiguous CPU tensors, where PyTorch takes several ops and temporaries
 for each. It is built on first use with the system C compiler (``$CC``, else ``cc``; about a second)
-into the user cache folder, keyed by the source, flags, compiler and machine, and loaded with
+into the user cache folder, keyed by the source, flags, compiler and CPU, and loaded with
 ctypes, so no build step, headers or torch extension toolchain are needed. Threads: OpenMP, which
 resolves to the libgomp torch has loaded (the same soname), so the kernels share torch's pool and
 take ``torch.get_num_threads()`` threads.
@@ -228,7 +228,7 @@ def describe() -> str:
         return f"PyTorch ops ({NATIVE_ENV}=0)"
     try:
         path = build()
-    except RuntimeError as error:
+    except (OSError, RuntimeError) as error:
         return f"PyTorch ops (compiled kernels unavailable: {error})"
     return f"compiled kernels ({path})"
 
@@ -237,16 +237,28 @@ def _compiler() -> str | None:
     return shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
 
 
+def _cpu() -> str:
+    """What ``-march=native`` compiles for: the CPU's model and feature flags (Linux), else the
+    platform's processor string, so a cache folder shared by machines with other CPUs (a network
+    home) never hands one of them instructions it lacks."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    wanted = ("model name", "flags", "Features", "CPU part")
+    return "\n".join(dict.fromkeys(line for line in text.splitlines() if line.startswith(wanted)))
+
+
 def _key(compiler: str) -> str:
     version = subprocess.run(
         [compiler, "--version"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[:1]
-    parts = [SOURCE.read_text(), " ".join(FLAGS), *version, platform.machine(), platform.system()]
+    parts = [SOURCE.read_text(), " ".join(FLAGS), *version, platform.machine(), _cpu()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def build(folder: Path | None = None) -> Path:
-    """Compile ``gate_kernels.c`` (once per source, flags, compiler and machine) and return the
+    """Compile ``gate_kernels.c`` (once per source, flags, compiler and CPU) and return the
     shared library's path; raises RuntimeError with the compiler's message when it cannot."""
     compiler = _compiler()
     if compiler is None:
