@@ -287,3 +287,24 @@ def test_another_cpu_gets_its_own_build(monkeypatch: pytest.MonkeyPatch) -> None
     here = gate_native._key(compiler)
     monkeypatch.setattr(gate_native, "_cpu", lambda: "model name : another CPU\nflags : sse2")
     assert gate_native._key(compiler) != here
+
+
+@needs_compiler
+def test_fused_cbam_with_frozen_gate_networks_equals_the_torch_path(
+    torch_path: Callable[[bool], None], kernels: gate_native.GateKernels
+) -> None:
+    # Fine-tuning with frozen attention: only the input and the residual get gradients.
+    torch.manual_seed(0)
+    block = CBAM(16)
+    for p in block.spatial_gate.parameters():
+        p.requires_grad_(False)
+    twin = copy.deepcopy(block)
+    x, r, weights = torch.randn(2, 16, 8, 8), torch.randn(2, 16, 8, 8), torch.randn(2, 16, 8, 8)
+    got = run_gate(block, x, r, weights)
+    assert [p.grad for p in block.spatial_gate.parameters()] == [None, None, None]
+    torch_path(True)
+    for a, b in zip(got, run_gate(twin, x, r, weights), strict=True):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            assert_near(a, b)

@@ -42,7 +42,7 @@ class _FusedCBAM(torch.autograd.Function):
         pools: tuple[str, ...] = channel.pool_types  # type: ignore[assignment]
         mean, top, carg = kernels.pool(x, SPACE, "max" in pools)
         by_pool = {"avg": mean, "max": top}
-        cleaves = [by_pool[p].requires_grad_() for p in pools]  # fresh tensors: leaves already
+        cleaves = [by_pool[p].requires_grad_() for p in pools]  # kernel outputs: fresh leaves
         with torch.enable_grad():
             cs_graph = channel.gate(cleaves)  # type: ignore[operator]
         cs = cs_graph.detach().contiguous()
