@@ -182,27 +182,29 @@ void space_dx(const float *grad, const float *scale, const float *dmean, const f
 
 static inline int64_t tasks_of(int64_t n, int64_t hw) { return n * ((hw + BLOCK - 1) / BLOCK); }
 
-void channels_pool(const float *x, int64_t n, int64_t c, int64_t hw, float *mean, float *max,
-                   int32_t *arg, int threads) {
+/* mean and max (first index; max NULL: mean only) over the channels of x * cs[n, c] (cs NULL:
+ * of x itself; times 1.0f is exact) */
+static void pool_channels(const float *x, const float *cs, int64_t n, int64_t c, int64_t hw,
+                          float *mean, float *max, int32_t *arg, int threads) {
     const float inv = 1.0f / (float)c;
     const int64_t blocks = (hw + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(threads) schedule(static) if (n * c * hw >= PARALLEL_MIN)
     for (int64_t t = 0; t < tasks_of(n, hw); t++) {
         const int64_t b = t / blocks, p0 = (t % blocks) * BLOCK;
         const int64_t len = hw - p0 < BLOCK ? hw - p0 : BLOCK;
-        const float *img = x + b * c * hw + p0;
+        const float *img = x + b * c * hw + p0, *scale = cs ? cs + b * c : NULL;
         float s[BLOCK], m[BLOCK];
         int32_t a[BLOCK];
+        const float s0 = scale ? scale[0] : 1.0f;
         for (int64_t i = 0; i < len; i++) {
-            s[i] = img[i];
-            m[i] = img[i];
+            s[i] = m[i] = img[i] * s0;
             a[i] = 0;
         }
         for (int64_t k = 1; k < c; k++) {
-            const float *plane = img + k * hw;
+            const float *plane = img + k * hw, sk = scale ? scale[k] : 1.0f;
 #pragma omp simd
             for (int64_t i = 0; i < len; i++) {
-                const float v = plane[i];
+                const float v = plane[i] * sk;
                 s[i] += v;
                 const int32_t bigger = -(int32_t)(v > m[i]);
                 m[i] = v > m[i] ? v : m[i];
@@ -217,6 +219,11 @@ void channels_pool(const float *x, int64_t n, int64_t c, int64_t hw, float *mean
             }
         }
     }
+}
+
+void channels_pool(const float *x, int64_t n, int64_t c, int64_t hw, float *mean, float *max,
+                   int32_t *arg, int threads) {
+    pool_channels(x, NULL, n, c, hw, mean, max, arg, threads);
 }
 
 /* out = x * scale[n, position] (+ residual) */
@@ -237,23 +244,32 @@ void channels_scale(const float *x, const float *scale, const float *residual, f
     }
 }
 
-/* dscale[n, position] = sum_c grad * x */
-void channels_dot(const float *grad, const float *x, float *dscale, int64_t n, int64_t c,
-                  int64_t hw, int threads) {
+/* dss[n, position] = sum_c grad * (x * cs[n, c]) (cs NULL: of grad * x) */
+static void dot_channels(const float *grad, const float *x, const float *cs, float *dss, int64_t n,
+                         int64_t c, int64_t hw, int threads) {
     const int64_t blocks = (hw + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(threads) schedule(static) if (n * c * hw >= PARALLEL_MIN)
     for (int64_t t = 0; t < tasks_of(n, hw); t++) {
         const int64_t b = t / blocks, p0 = (t % blocks) * BLOCK;
         const int64_t len = hw - p0 < BLOCK ? hw - p0 : BLOCK;
         const float *g = grad + b * c * hw + p0, *xi = x + b * c * hw + p0;
+        const float *scale = cs ? cs + b * c : NULL;
         float s[BLOCK];
-        for (int64_t i = 0; i < len; i++) s[i] = g[i] * xi[i];
+        const float s0 = scale ? scale[0] : 1.0f;
+        for (int64_t i = 0; i < len; i++) s[i] = g[i] * (xi[i] * s0);
         for (int64_t k = 1; k < c; k++) {
+            const float sk = scale ? scale[k] : 1.0f;
 #pragma omp simd
-            for (int64_t i = 0; i < len; i++) s[i] += g[k * hw + i] * xi[k * hw + i];
+            for (int64_t i = 0; i < len; i++) s[i] += g[k * hw + i] * (xi[k * hw + i] * sk);
         }
-        for (int64_t i = 0; i < len; i++) dscale[b * hw + p0 + i] = s[i];
+        for (int64_t i = 0; i < len; i++) dss[b * hw + p0 + i] = s[i];
     }
+}
+
+/* dscale[n, position] = sum_c grad * x */
+void channels_dot(const float *grad, const float *x, float *dscale, int64_t n, int64_t c,
+                  int64_t hw, int threads) {
+    dot_channels(grad, x, NULL, dscale, n, c, hw, threads);
 }
 
 /* dx = grad * scale[n, position] + dmean[n, position] (already divided by c; NULL: none), plus
@@ -291,36 +307,7 @@ void channels_dx(const float *grad, const float *scale, const float *dmean, cons
 /* mean and max (first index) over the channels of y = x * cs */
 void cbam_spatial_pool(const float *x, const float *cs, int64_t n, int64_t c, int64_t hw,
                        float *mean, float *max, int32_t *arg, int threads) {
-    const float inv = 1.0f / (float)c;
-    const int64_t blocks = (hw + BLOCK - 1) / BLOCK;
-#pragma omp parallel for num_threads(threads) schedule(static) if (n * c * hw >= PARALLEL_MIN)
-    for (int64_t t = 0; t < tasks_of(n, hw); t++) {
-        const int64_t b = t / blocks, p0 = (t % blocks) * BLOCK;
-        const int64_t len = hw - p0 < BLOCK ? hw - p0 : BLOCK;
-        const float *img = x + b * c * hw + p0, *scale = cs + b * c;
-        float s[BLOCK], m[BLOCK];
-        int32_t a[BLOCK];
-        for (int64_t i = 0; i < len; i++) {
-            s[i] = m[i] = img[i] * scale[0];
-            a[i] = 0;
-        }
-        for (int64_t k = 1; k < c; k++) {
-            const float *plane = img + k * hw, sk = scale[k];
-#pragma omp simd
-            for (int64_t i = 0; i < len; i++) {
-                const float v = plane[i] * sk;
-                s[i] += v;
-                const int32_t bigger = -(int32_t)(v > m[i]);
-                m[i] = v > m[i] ? v : m[i];
-                a[i] = (a[i] & ~bigger) | ((int32_t)k & bigger);
-            }
-        }
-        for (int64_t i = 0; i < len; i++) {
-            mean[b * hw + p0 + i] = s[i] * inv;
-            max[b * hw + p0 + i] = m[i];
-            arg[b * hw + p0 + i] = a[i];
-        }
-    }
+    pool_channels(x, cs, n, c, hw, mean, max, arg, threads);
 }
 
 /* out = (x * cs) * ss + residual (residual NULL: none) */
@@ -344,21 +331,7 @@ void cbam_out(const float *x, const float *cs, const float *ss, const float *res
 /* dss[n, position] = sum_c grad * (x * cs) */
 void cbam_spatial_dot(const float *grad, const float *x, const float *cs, float *dss, int64_t n,
                       int64_t c, int64_t hw, int threads) {
-    const int64_t blocks = (hw + BLOCK - 1) / BLOCK;
-#pragma omp parallel for num_threads(threads) schedule(static) if (n * c * hw >= PARALLEL_MIN)
-    for (int64_t t = 0; t < tasks_of(n, hw); t++) {
-        const int64_t b = t / blocks, p0 = (t % blocks) * BLOCK;
-        const int64_t len = hw - p0 < BLOCK ? hw - p0 : BLOCK;
-        const float *g = grad + b * c * hw + p0, *xi = x + b * c * hw + p0, *scale = cs + b * c;
-        float s[BLOCK];
-        for (int64_t i = 0; i < len; i++) s[i] = g[i] * (xi[i] * scale[0]);
-        for (int64_t k = 1; k < c; k++) {
-            const float sk = scale[k];
-#pragma omp simd
-            for (int64_t i = 0; i < len; i++) s[i] += g[k * hw + i] * (xi[k * hw + i] * sk);
-        }
-        for (int64_t i = 0; i < len; i++) dss[b * hw + p0 + i] = s[i];
-    }
+    dot_channels(grad, x, cs, dss, n, c, hw, threads);
 }
 
 /* The spatial gate's input gradient at position i of channel k (pointers at its image):
@@ -400,7 +373,8 @@ void cbam_dx(const float *grad, const float *ss, const float *dmean, const float
     for (int64_t r = 0; r < n * c; r++) {
         const int64_t b = r / c;
         const int32_t k = (int32_t)(r % c);
-        const float *g = grad + r * hw, *s = ss + b * hw, *dm = dmean + b * hw, *dmx = dmax + b * hw;
+        const float *g = grad + r * hw, *s = ss + b * hw;
+        const float *dm = dmean + b * hw, *dmx = dmax + b * hw;
         const int32_t *a = arg + b * hw;
         const float ck = cs[r], mk = cmean ? cmean[r] : 0.0f;
         float *d = dx + r * hw;
