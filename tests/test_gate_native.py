@@ -308,3 +308,21 @@ def test_fused_cbam_with_frozen_gate_networks_equals_the_torch_path(
             assert a is None and b is None
         else:
             assert_near(a, b)
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_nan_inputs_keep_every_index_in_range(
+    shape: tuple[int, ...], kernels: gate_native.GateKernels
+) -> None:
+    # A diverged run feeds NaN: the outputs may be NaN, but the argmax the backward writes at
+    # must stay inside its row (an index out of range would write outside dx).
+    x = torch.randn(shape)
+    x[0] = float("nan")
+    x[-1, :, 0] = float("nan")
+    for over, size in (("space", shape[2] * shape[3]), ("channels", shape[1])):
+        _, _, arg = kernels.pool(x, over, with_max=True)
+        assert arg is not None and int(arg.min()) >= 0 and int(arg.max()) < size
+    n, c, h, w = shape
+    _, _, arg = kernels.cbam_spatial_pool(x, torch.rand(n, c, 1, 1))
+    assert int(arg.min()) >= 0 and int(arg.max()) < c

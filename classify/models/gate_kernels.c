@@ -53,14 +53,20 @@ static inline void pool_row(const float *row, int64_t hw, int lanes, float *sum,
             lane_arg[l] = (lane_arg[l] & ~bigger) | ((int32_t)(i + l) & bigger);
         }
     }
+    /* three short reductions over the lanes (vectorised, no serial compare chain) */
     float s = 0.0f, m = lane_max[0];
-    int32_t k = lane_arg[0];
+    int32_t k = INT32_MAX;
+#pragma omp simd reduction(+ : s) reduction(max : m)
     for (int l = 0; l < lanes; l++) {
         s += lane_sum[l];
-        const int better = lane_max[l] > m || (lane_max[l] == m && lane_arg[l] < k);
-        m = better ? lane_max[l] : m;
-        k = better ? lane_arg[l] : k;
+        m = lane_max[l] > m ? lane_max[l] : m;
     }
+#pragma omp simd reduction(min : k)
+    for (int l = 0; l < lanes; l++) {
+        const int32_t at = lane_max[l] == m ? lane_arg[l] : INT32_MAX;
+        k = at < k ? at : k;
+    }
+    if (k == INT32_MAX) k = 0; /* NaN maxima match no lane: keep the index in range */
     for (int64_t i = whole; i < hw; i++) {
         s += row[i];
         const int bigger = row[i] > m;
