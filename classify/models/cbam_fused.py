@@ -117,8 +117,9 @@ def fused_cbam(
     pools = set(channel.pool_types)  # type: ignore[arg-type]
     if not needs_grad(x, residual, params) or not pools <= NATIVE_POOLS:
         return None
-    if x.shape[2] * x.shape[3] < NATIVE_MIN_POSITIONS or not gate_native.eligible(x, residual):
+    if x.shape[2] * x.shape[3] < NATIVE_MIN_POSITIONS:
         return None
-    kernels = gate_native.kernels()
-    assert kernels is not None  # eligible() checked
+    kernels = gate_native.kernels_for(x, residual)
+    if kernels is None:
+        return None
     return _FusedCBAM.apply(x, residual, kernels, channel, spatial, *params)

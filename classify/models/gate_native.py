@@ -30,12 +30,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from classify.models.pooling import SPACE
 from core.cachedir import user_cache_dir
 
 NATIVE_ENV = "SHOEGAN_NATIVE_GATES"  # "0": never use the compiled kernels
 SOURCE = Path(__file__).with_name("gate_kernels.c")
 FLAGS = ("-O3", "-march=native", "-std=c11", "-fopenmp", "-fPIC", "-shared")
-SPACE, CHANNELS = "space", "channels"  # as gating.SPACE / gating.CHANNELS
 
 _P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
 _SIGNATURES = {
@@ -62,7 +62,7 @@ def _ptr(t: Tensor | None) -> int | None:
 class GateKernels:
     """The compiled passes, on tensors. ``over`` is ``"space"`` (one value per (n, c), pooled over
     H x W) or ``"channels"`` (one value per (n, h, w), pooled over C); inputs must pass
-    :func:`eligible`; scales and gradients of descriptors are made contiguous float32 here."""
+    :func:`kernels_for`; scales and gradients of descriptors are made contiguous float32 here."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._lib = lib
@@ -202,29 +202,29 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def eligible(*tensors: Tensor | None) -> bool:
-    """Whether the compiled passes take these (None entries are skipped): float32, on the CPU,
-    NCHW-contiguous, and the kernels available."""
-    present = [t for t in tensors if t is not None]
-    return (
-        all(
-            t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
-            for t in present
-        )
-        and kernels() is not None
+def kernels_for(*tensors: Tensor | None) -> GateKernels | None:
+    """The compiled kernels if they take these tensors (None entries are skipped): float32, on the
+    CPU, NCHW-contiguous, and the kernels available; else None."""
+    takes = all(
+        t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
+        for t in tensors
+        if t is not None
     )
+    return kernels() if takes else None
 
 
 def kernels() -> GateKernels | None:
     """The compiled kernels, or None (turned off by ``SHOEGAN_NATIVE_GATES=0``, or unavailable)."""
-    if os.environ.get(NATIVE_ENV, "1") == "0":
-        return None
-    return _load()
+    return None if _turned_off() else _load()
+
+
+def _turned_off() -> bool:
+    return os.environ.get(NATIVE_ENV, "1") == "0"
 
 
 def describe() -> str:
     """One line: which path the gates' CPU passes take here, and why."""
-    if os.environ.get(NATIVE_ENV, "1") == "0":
+    if _turned_off():
         return f"PyTorch ops ({NATIVE_ENV}=0)"
     try:
         path = build()

@@ -75,9 +75,9 @@ class _PooledGate(torch.autograd.Function):
         pools: tuple[str, ...],
         over: str,
         gate: Gate,
+        native: GateKernels | None,
         *params: Tensor,
     ) -> Tensor:
-        native = _native(pools, x, residual)
         ctx.native = native  # type: ignore[attr-defined]
         if native is not None:
             mean, top, arg = native.pool(x, over, "max" in pools)
@@ -127,7 +127,7 @@ class _PooledGate(torch.autograd.Function):
             dmean = None if by_pool.get("avg") is None else by_pool["avg"] * (1.0 / positions)
             arg = next((extra for extra in ctx.extras if extra is not None), None)  # type: ignore[attr-defined]
             dx = native.dx(grad_in, scale, dmean, by_pool.get("max"), arg, over)
-            return (dx, dresidual, None, None, None, *param_grads)
+            return (dx, dresidual, None, None, None, None, *param_grads)
         spread = [
             d for p, d in zip(pools, dvalues, strict=True) if POOLINGS[p].uniform and d is not None
         ]
@@ -145,7 +145,7 @@ class _PooledGate(torch.autograd.Function):
         for p, d, value, extra in zip(pools, dvalues, values, ctx.extras, strict=True):  # type: ignore[attr-defined]
             if d is not None and not POOLINGS[p].uniform:
                 POOLINGS[p].backward(dx, x, value, extra, d.to(dtype), over)
-        return (dx.to(x.dtype), dresidual, None, None, None, *param_grads)
+        return (dx.to(x.dtype), dresidual, None, None, None, None, *param_grads)
 
 
 def needs_grad(x: Tensor, residual: Tensor | None, params: Sequence[Tensor]) -> bool:
@@ -162,7 +162,7 @@ def _native(pools: Sequence[str], x: Tensor, residual: Tensor | None) -> GateKer
     poolings, float32 NCHW-contiguous CPU tensors, the kernels built; else None."""
     if not set(pools) <= NATIVE_POOLS or len(set(pools)) != len(pools):
         return None
-    return gate_native.kernels() if gate_native.eligible(x, residual) else None
+    return gate_native.kernels_for(x, residual)
 
 
 def pooled_gate(
@@ -177,8 +177,9 @@ def pooled_gate(
     ``addcmul``). ``params`` are the gate network's parameters (they must be passed for their
     gradients to arrive when autograd records this call)."""
     if needs_grad(x, residual, params):
-        native = _native(pools, x, residual) is not None
-        if x.shape[2] * x.shape[3] >= (NATIVE_MIN_POSITIONS if native else FUSED_MIN_POSITIONS):
-            return _PooledGate.apply(x, residual, tuple(pools), over, gate, *params)
+        native = _native(pools, x, residual)
+        fused_from = FUSED_MIN_POSITIONS if native is None else NATIVE_MIN_POSITIONS
+        if x.shape[2] * x.shape[3] >= fused_from:
+            return _PooledGate.apply(x, residual, tuple(pools), over, gate, native, *params)
     scale = gate([pool(x, p, over) for p in pools])
     return x * scale if residual is None else torch.addcmul(residual, x, scale)
