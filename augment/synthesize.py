@@ -46,6 +46,7 @@ from core.io import sha256_file
 from core.manifest import MANIFEST, FidScores, Manifest, SampleFilter
 from core.progress import make_progress
 from core.rundir import is_inside, now, versions
+from core.split import SplitRecord, learned_by
 
 
 @dataclass
@@ -80,7 +81,14 @@ def synthesize(
     fid = (
         _score(gan, sets, cfg, device, extractor, progress) if cfg.fid else FidScores.not_computed()
     )
-    manifest = _manifest(cfg, gan, sets, fid, out)
+    manifest = _manifest(
+        cfg,
+        gan,
+        sets,
+        fid,
+        out,
+        learned_by(gan.run_dir, *([classifier.run_dir] if classifier else [])),
+    )
     _write_set(out, sets, manifest)
     return manifest
 
@@ -244,6 +252,7 @@ def _manifest(
     sets: dict[str, ClassBatch],
     fid: FidScores,
     out: Path,
+    split: SplitRecord | None,
 ) -> Manifest:
     counts = {name: len(batch.images) for name, batch in sets.items()}
     sample_filter = None
@@ -277,6 +286,7 @@ def _manifest(
         counts=counts,
         image_size=gan.config.image_size,
         dataset=gan.config.data,
+        split=split,
         out=str(out),
         filter=sample_filter,
         fid=fid,

@@ -4,13 +4,13 @@ against a whole training step at a preset (default: quick), side by side in one 
     .venv/bin/python bench/augment_throughput.py [--preset quick] [--model resnet50]
         [--rounds 5] [--batches 10] [--steps 2] [--threads N] [--device cpu|cuda]
 
-Each value is timed exactly as the trainer runs it (``classify.transforms.train_inputs``: policy
-per sample, crop, flip, scaling to [-1, 1], mix), on a batch of random uint8 images of the preset's
-size and batch size; the training step (forward, cross-entropy, backward, the preset's optimizer)
-is timed on pad-crop + flip inputs. Values and the step run in interleaved rounds (the order
-rotates each round), and every ratio is the median over rounds of same-round ratios, so a burst of
-load from other processes hits all of them rather than one. On a shared machine read the ratios,
-not the milliseconds.
+Each value is timed exactly as the trainer runs it (``classify.classical.apply.train_inputs``:
+policy per sample, crop, flip, scaling to [-1, 1], mix), on a batch of random uint8 images of the
+preset's size and batch size; the training step (forward, cross-entropy, backward, the preset's
+optimizer) is timed on pad-crop + flip inputs. Values and the step run in interleaved rounds (the
+order rotates each round), and every ratio is the median over rounds of same-round ratios, so a
+burst of load from other processes hits all of them rather than one. On a shared machine read the
+ratios, not the milliseconds.
 
 Printed per value: ms per batch, the ratio to pad-crop + flip, and the epoch overhead: the extra
 time an epoch takes over pad-crop + flip, (t_value - t_pad_crop) / (t_step + t_pad_crop), with
@@ -30,25 +30,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from classify.classical.apply import train_inputs  # noqa: E402
 from classify.models import build_model  # noqa: E402
+from classify.names import MIXES, POLICIES  # noqa: E402
 from classify.training.config import TrainConfig  # noqa: E402
 from classify.training.optim import build_optimizer  # noqa: E402
 from classify.training.presets import CLASSIFIER_PRESETS  # noqa: E402
 from classify.training.run import model_config_of  # noqa: E402
-from classify.transforms import train_inputs  # noqa: E402
 from core.device import configure_cpu_threads  # noqa: E402
 from core.progress import console  # noqa: E402
 
 BASELINE = "pad-crop"
-VALUES = (
-    BASELINE,
-    "trivialaugment",
-    "randaugment",
-    "autoaugment",
-    "mixup",
-    "cutmix",
-    "trivialaugment,mixup",
-)
+VALUES = (BASELINE, *POLICIES, *MIXES, "trivialaugment,mixup")
 STEP = "training step"
 TARGET = 0.15  # issue 10: an epoch may cost at most ~15% more than with pad-crop + flip
 

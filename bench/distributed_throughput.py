@@ -7,9 +7,8 @@ weighted by share, DDP averages the gradients, one all-reduce sums the step's st
 Settings, timed in interleaved rounds (median step time over the rounds):
 
 - ``1 process``: the one-process run, with all cores (``--threads``) and with one thread;
-- ``2 x DDP+SyncBN``: ``torchrun --standalone --nproc-per-node 2``, one thread per rank (torchrun's
-  default), what ``cli train --nproc 2`` runs;
-- ``2 x DDP, local BN``: the same with ``--local-bn`` (no BatchNorm synchronisation);
+- ``2 x DDP, local BN``: ``torchrun --standalone --nproc-per-node 2``, one thread per rank
+  (torchrun's default), what ``cli train --nproc 2`` runs on the CPU (SyncBatchNorm needs CUDA);
 - ``2 x no communication``: each rank's compute alone (gradients not reduced, statistics local):
   the lower bound two processes could reach. Communication per step = a setting minus this one.
 
@@ -38,15 +37,15 @@ def _worker(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
+    from classify.classical.apply import train_inputs
     from classify.models import ModelConfig, build_model
-    from classify.transforms import train_inputs
     from core.ddp import data_parallel
     from core.distributed import is_main, rank, start, world_size
     from core.ranks import all_sum, batch_part
 
     torch.set_num_threads(args.threads)
     start(torch.device("cpu"), timeout=120)
-    variants = ["full", "local", "none"] if world_size() > 1 else ["single"]
+    variants = ["local", "none"] if world_size() > 1 else ["single"]
     images = torch.randint(0, 256, (args.batch, 3, args.image_size, args.image_size),
                            generator=torch.Generator().manual_seed(0)).to(torch.uint8)  # fmt: skip
     labels = torch.arange(args.batch) % 3
@@ -56,7 +55,7 @@ def _worker(args: argparse.Namespace) -> None:
         config = ModelConfig(args.model, num_classes=3, image_size=args.image_size,
                              width=args.width)  # fmt: skip
         model = build_model(config)
-        net = data_parallel(model, torch.device("cpu"), sync_bn=variant == "full")
+        net = data_parallel(model, torch.device("cpu"), sync_bn=False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(1)
         times = []
@@ -72,7 +71,7 @@ def _worker(args: argparse.Namespace) -> None:
                 optimizer.zero_grad(set_to_none=True)
                 (loss * (len(x) * world_size() / args.batch)).backward()
             optimizer.step()
-            if variant in ("full", "local"):
+            if variant == "local":
                 all_sum([loss.item() * len(x), 0.0, 0.0])
             else:
                 loss.item()
@@ -80,13 +79,12 @@ def _worker(args: argparse.Namespace) -> None:
                 times.append(time.perf_counter() - begin)
         out[variant] = times
     latency = []
-    for _ in range(50 if world_size() > 1 else 0):  # one small all-reduce, as SyncBN makes
+    for _ in range(50 if world_size() > 1 else 0):  # one small all-reduce
         begin = time.perf_counter()
         all_sum([1.0, 2.0, 3.0])
         latency.append(time.perf_counter() - begin)
-    bn_layers = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if is_main():
-        extra = {"latency": statistics.median(latency) if latency else 0.0, "bn": bn_layers}
+        extra = {"latency": statistics.median(latency) if latency else 0.0}
         Path(args.out).write_text(json.dumps({"rank": rank(), **out, **extra}))
 
 
@@ -123,7 +121,6 @@ def main() -> None:
         return
     rows: dict[str, list[float]] = {}
     latency: list[float] = []
-    bn = 0
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for nproc, threads in ((1, args.threads), (1, 1), (2, 1)):
@@ -131,14 +128,13 @@ def main() -> None:
                 result = _launch(args, nproc, threads, out)
                 if nproc > 1:
                     latency.append(result["latency"])
-                bn = result["bn"]
                 for variant, times in result.items():
                     if isinstance(times, list):
                         key = f"{variant}{threads}" if variant == "single" else variant
                         rows.setdefault(key, []).append(statistics.median(times))
     single_key = f"single{args.threads}"
     names = {single_key: f"1 process, {args.threads} threads", "single1": "1 process, 1 thread",
-             "full": "2 x DDP+SyncBN", "local": "2 x DDP, local BN",
+             "local": "2 x DDP, local BN",
              "none": "2 x no communication"}  # fmt: skip
     base = statistics.median(rows["none"])
     single = statistics.median(rows[single_key])
@@ -148,11 +144,10 @@ def main() -> None:
     print(f"(vs 1 proc: against 1 process with {args.threads} threads)")
     for key in names:
         ms = statistics.median(rows[key]) * 1000
-        comm = f"{ms - base * 1000:12.1f}" if key in ("full", "local") else ""
+        comm = f"{ms - base * 1000:12.1f}" if key == "local" else ""
         print(f"{names[key]:28} {ms:8.1f} {args.batch / ms * 1000:7.1f} "
               f"{single * 1000 / ms:8.2f}x {comm}")  # fmt: skip
-    print(f"one small all-reduce (gloo, 2 ranks): {statistics.median(latency) * 1e6:.0f} us; "
-          f"SyncBN makes 2 per BatchNorm layer and step ({bn} layers: {2 * bn} collectives)")  # fmt: skip
+    print(f"one small all-reduce (gloo, 2 ranks): {statistics.median(latency) * 1e6:.0f} us")
 
 
 if __name__ == "__main__":

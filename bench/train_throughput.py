@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/train_throughput.py [--image-size 64] [--batch-size 32] [--rounds 6]
         [--channels-last] [--threads N] [--stem auto|small|imagenet] [--no-timm]
-    .venv/bin/python bench/train_throughput.py --settings 64px quick [--models ...] [--rounds 4]
+    .venv/bin/python bench/train_throughput.py --settings 64px quick [--models ...] [--timm]
+        [--rounds 4]
 
 Measures images/s of a full training step (forward, cross-entropy, backward, SGD with momentum),
 fp32, CPU threads = cores (or --threads / OMP_NUM_THREADS), warm-up steps excluded. Contenders run in
@@ -19,25 +20,22 @@ timm's ResNets always use the ImageNet stem (7x7 s2 + max-pool), so ours are bui
 Printed ratios: ours/timm throughput for the same architecture (>= 1.0 means ours is as fast), and
 the time cost of SE and CBAM over the plain ResNet-50 (plain img/s / attention img/s - 1).
 
-``--settings`` times only our models, at named settings side by side in the same interleaved
-rounds (``64px``: 64 px, width 1, ImageNet stem; ``quick``: the quick preset's 32 px, width 0.25,
-small stem), and prints each attention model's cost over the plain ResNet-50 of its own setting,
-one row per model and one column per setting. ``--models`` picks the registry names (default
-resnet50, resnet50-se, resnet50-cbam; the plain one is always added); placements such as
-resnet50-se-pre are accepted. ``--gates both`` adds each attention model a second time, its gates
-on their PyTorch path (``SHOEGAN_NATIVE_GATES=0`` while it trains), so the compiled kernels' gain
-is measured in the same rounds.
+``--settings`` times our models at named settings side by side in the same interleaved rounds
+(``64px``: 64 px, width 1, ImageNet stem; ``quick``: the quick preset's 32 px, width 0.25, small
+stem), and prints each attention model's cost over the plain ResNet-50 of its own setting, one row
+per model and one column per setting. ``--models`` picks the registry names (default resnet50,
+resnet50-se, resnet50-cbam; the plain one is always added); placements such as resnet50-se-pre are
+accepted. ``--timm`` adds timm's resnet50, resnet50 + SE (its seresnet50) and resnet50 + CBAM at
+each setting, built to the same shape (stage channels from the setting's width; the small stem
+swapped in as a 3x3 stride-1 conv without max-pool), so their costs print in rows of their own.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +46,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from classify.models import ModelConfig, build_model  # noqa: E402
-from classify.models.gate_native import NATIVE_ENV  # noqa: E402
 from classify.models.profile import count_parameters  # noqa: E402
-from classify.names import MODEL_NAMES  # noqa: E402
+from classify.models.resnet import make_divisible, resolve_stem  # noqa: E402
+from classify.names import MODEL_NAMES, STEMS  # noqa: E402
 from core.device import configure_cpu_threads  # noqa: E402
 from core.progress import console, make_progress  # noqa: E402
 
@@ -76,12 +74,17 @@ ATTN_COST = (
     ("timm seresnet50", "timm resnet50", None),
     ("timm resnet50+cbam", "timm resnet50", None),
 )
-# --settings: (image size, width, stem) and the cost targets of issue 13 (others: no target).
+# --settings: (image size, width, stem).
 SETTINGS = {
     "64px": {"image_size": 64, "width": 1.0, "stem": "imagenet"},
     "quick": {"image_size": 32, "width": 0.25, "stem": "small"},  # classify/training/presets.py
 }
-SETTING_TARGETS = {("64px", "resnet50-cbam"): 0.15, ("quick", "resnet50-cbam"): 0.35}
+# --settings --timm: (row name, timm block_args); the first is the plain one the others compare to.
+TIMM_AT_SETTINGS = (
+    ("timm-resnet50", {}),
+    ("timm-resnet50-se", {"attn_layer": "se"}),
+    ("timm-resnet50-cbam", {"attn_layer": "cbam"}),
+)
 
 
 @dataclass
@@ -92,7 +95,6 @@ class Contender:
     rates: list[float] = field(default_factory=list)
     cpu_rates: list[float] = field(default_factory=list)
     batch: tuple[torch.Tensor, torch.Tensor] | None = None  # its own input (--settings)
-    native_gates: bool = True  # False: the gates' PyTorch path (SHOEGAN_NATIVE_GATES=0)
 
 
 def build_contender(
@@ -132,36 +134,45 @@ def make_batch(args: argparse.Namespace, image_size: int) -> tuple[torch.Tensor,
 
 
 def setting_contenders(args: argparse.Namespace) -> list[Contender]:
-    """Our models at each of ``--settings``, each with an input of its setting's size."""
+    """Our models (and with ``--timm`` timm's) at each of ``--settings``, each with an input of
+    its setting's size."""
     names = ["resnet50"] + [n for n in args.models if n != "resnet50"]
     contenders = []
     for setting in args.settings:
         sized = argparse.Namespace(**{**vars(args), **SETTINGS[setting]})
         batch = make_batch(args, sized.image_size)
-        for name in names:
-            kinds = [True, False] if args.gates == "both" and name != "resnet50" else [True]
-            for native in kinds:
-                torch_label = " (torch gates)" if args.gates == "both" and not native else ""
-                label = f"{setting} {name}{torch_label}"
-                contender = build_contender(label, name, None, {}, sized)
-                contender.batch = batch
-                contender.native_gates = native and args.gates != "torch"
-                contenders.append(contender)
+        here = [build_contender(f"{setting} {name}", name, None, {}, sized) for name in names]
+        for name, block_args in TIMM_AT_SETTINGS if args.timm else ():
+            here.append(timm_at_setting(f"{setting} {name}", block_args, sized))
+        for contender in here:
+            contender.batch = batch
+        contenders += here
     return contenders
 
 
-@contextmanager
-def gates_path(native: bool) -> Iterator[None]:
-    """Run the attention gates through their compiled CPU kernels or their PyTorch path."""
-    before = os.environ.get(NATIVE_ENV)
-    os.environ[NATIVE_ENV] = "1" if native else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[NATIVE_ENV]
-        else:
-            os.environ[NATIVE_ENV] = before
+def timm_at_setting(label: str, block_args: dict[str, Any], args: argparse.Namespace) -> Contender:
+    """timm's ResNet-50 (+ ``block_args``' attention) shaped as ours at ``args``' width and stem:
+    stage channels ``base x 1, 2, 4, 8`` with our rounding, and our stem. timm's plain stem is
+    always 64 channels wide, so the model is built with its "deep" stem (``stem_width * 2`` = base
+    channels into layer1) and that stem's convolutions replaced by ours: a 7x7 stride-2 conv
+    (ImageNet, timm's own at width 1), or a 3x3 stride-1 conv without the max-pool (small)."""
+    import timm
+
+    base = make_divisible(64 * args.width)
+    channels = tuple(base * 2**i for i in range(4))
+    model = timm.create_model("resnet50", pretrained=False, num_classes=args.num_classes,
+                              stem_type="deep", stem_width=base // 2, channels=channels,
+                              block_args=block_args)  # fmt: skip
+    if resolve_stem(args.stem, args.image_size) == "small":
+        model.conv1 = nn.Conv2d(3, base, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    else:
+        model.conv1 = nn.Conv2d(3, base, 7, stride=2, padding=3, bias=False)
+    model.train()
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    return Contender(label, model, optimizer)
 
 
 def train_steps(
@@ -172,14 +183,13 @@ def train_steps(
     if contender.batch is not None:
         x, y = contender.batch
     loss_fn = nn.functional.cross_entropy
-    with gates_path(contender.native_gates):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            loss = loss_fn(contender.model(x), y)
-            contender.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            contender.optimizer.step()
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        loss = loss_fn(contender.model(x), y)
+        contender.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        contender.optimizer.step()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     return steps * x.shape[0] / wall, steps * x.shape[0] / cpu
 
 
@@ -193,7 +203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-classes", type=int, default=3)
     parser.add_argument("--width", type=float, default=1.0, help="ours only; timm is width 1")
-    parser.add_argument("--stem", default="imagenet", choices=("auto", "small", "imagenet"))
+    parser.add_argument("--stem", default="imagenet", choices=STEMS)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per contender")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=6)
@@ -220,11 +230,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --settings: registry names timed beside resnet50",
     )
     parser.add_argument(
-        "--gates",
-        default="native",
-        choices=("native", "torch", "both"),
-        help="attention gates through the compiled CPU kernels (classify/models/gate_native.py), "
-        "their PyTorch path, or both side by side (with --settings)",
+        "--timm",
+        action="store_true",
+        help="with --settings: timm's ResNet-50, + SE and + CBAM at each setting beside ours",
     )
     return parser.parse_args(argv)
 
@@ -249,8 +257,6 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             chosen = [c for c in chosen if c[0] in args.only]
         contenders = [build_contender(*c, args) for c in chosen]
-        for contender in contenders:
-            contender.native_gates = args.gates != "torch"
         shape = f"{args.image_size} px, stem {args.stem}, width {args.width:g}"
     x, y = make_batch(args, args.image_size)
     console.print(
@@ -279,8 +285,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def report_settings(contenders: list[Contender], settings: list[str]) -> None:
-    """Each attention model's time cost over its setting's plain ResNet-50, settings side by side
-    (median over rounds of same-round ratios, by CPU time and by wall clock)."""
+    """Each attention model's time cost over its setting's plain ResNet-50 (timm's over timm's),
+    settings side by side (median over rounds of same-round ratios, by CPU time and by wall
+    clock)."""
     from rich.table import Table
 
     table = Table(title="Time cost over plain ResNet-50 (CPU time / wall clock)")
@@ -289,15 +296,15 @@ def report_settings(contenders: list[Contender], settings: list[str]) -> None:
         table.add_column(setting, justify="right")
     by_label = {c.label: c for c in contenders}
     names = dict.fromkeys(c.label.split(" ", 1)[1] for c in contenders)
-    for name in (n for n in names if n != "resnet50"):
+    plains = ("resnet50", TIMM_AT_SETTINGS[0][0])
+    for name in (n for n in names if n not in plains):
+        plain_name = plains[1] if name.startswith("timm-") else plains[0]
         cells = []
         for setting in settings:
-            plain, model = by_label[f"{setting} resnet50"], by_label[f"{setting} {name}"]
+            plain, model = by_label[f"{setting} {plain_name}"], by_label[f"{setting} {name}"]
             cpu = paired_ratio(plain.cpu_rates, model.cpu_rates) - 1
             wall = paired_ratio(plain.rates, model.rates) - 1
-            target = SETTING_TARGETS.get((setting, name))
-            goal = f" (<= {target:.0%}: {verdict(cpu <= target)})" if target is not None else ""
-            cells.append(f"{cpu:+.1%} / {wall:+.1%}{goal}")
+            cells.append(f"{cpu:+.1%} / {wall:+.1%}")
         table.add_row(name, *cells)
     console.print(table)
 

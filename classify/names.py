@@ -1,11 +1,15 @@
-"""The keys of the classifier's registries, torch-free: the CLI builds its choices and ``--help``
-from these tuples without importing torch.
+"""Every name list the classifier accepts, each kept once here and torch-free.
+
+The CLI builds its choices and ``--help`` from these tuples without importing torch, and the
+library checks its arguments against them; no other module keeps a copy.
 
 The registries themselves (torch modules) take their keys from here where they are plain tuples
 (ResNet names, stems, CBAM poolings, head fusions); where a registry is a dict of builders
 (``classify.models.registry.MODEL_REGISTRY``, ``classify.models.vit.VIT_SIZES``,
-``classify.models.gating.POOLINGS``, ``classify.models.placement.PLACEMENTS``), tests check that
-its keys equal these names.
+``classify.models.cbam.POOLINGS``, ``classify.models.placement.PLACEMENTS``,
+``classify.training.optim.OPTIMIZER_BUILDERS`` and ``SCHEDULES``, the classical augmentation's
+``CROP_TRANSFORMS``, ``POLICY_TRANSFORMS`` and ``MIX_TRANSFORMS``), tests check that its keys equal
+these names.
 """
 
 from __future__ import annotations
@@ -31,9 +35,21 @@ RESNET_MODELS = tuple(RESNET_VARIANTS)
 VIT_MODELS = ("vit-tiny", "vit-small")  # keys of classify.models.vit.VIT_SIZES
 MODEL_NAMES = RESNET_MODELS + VIT_MODELS  # keys of classify.models.registry.MODEL_REGISTRY
 
-CBAM_POOL_TYPES = ("avg", "max", "lp", "lse")  # keys of classify.models.gating.POOLINGS
+CBAM_POOL_TYPES = ("avg", "max", "lp", "lse")  # keys of classify.models.cbam.POOLINGS
 STEMS = ("auto", "small", "imagenet")  # ResNet stems (classify.models.resnet.resolve_stem)
 HEAD_FUSIONS = ("mean", "max", "min")  # how a ViT block's heads combine (explain.vit_attention)
+
+# Training (classify.training.config.TrainConfig's fields of the same names).
+OPTIMIZERS = ("sgd", "adam", "adamw")  # keys of classify.training.optim.OPTIMIZER_BUILDERS
+SCHEDULERS = ("cosine", "onecycle", "none")  # keys of classify.training.optim.SCHEDULES
+TRAIN_ON = ("real", "synthetic")  # synthetic: train on the synthetic images only (CAS)
+SYNTHETIC_LABELS = ("hard", "teacher")  # classify.training.teacher: soft targets of a real run
+SYNTHETIC_BN = ("shared", "separate")  # classify.models.dual_bn: AdvProp's auxiliary BatchNorm
+
+# Classical augmentation (classify.classical): an --augment value names at most one of each group.
+CROPS = ("pad-crop", "resized-crop", "none")  # keys of classify.classical.crops.CROP_TRANSFORMS
+POLICIES = ("trivialaugment", "randaugment", "autoaugment")  # classical.policies.POLICY_TRANSFORMS
+MIXES = ("mixup", "cutmix")  # keys of classify.classical.mixing.MIX_TRANSFORMS
 
 
 def resnet_variant(attention: str | None, position: str) -> str | None:

@@ -1,4 +1,5 @@
-"""What every command shares: user errors and warnings as one line each, exit code 2."""
+"""What every command shares: user errors (a failed write among them) and warnings as one line
+each, exit code 2; SIGTERM handled as Ctrl-C, exit code 143."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rich.markup import escape
 
 from core.distributed import SharedError, is_main
 from core.errors import UserError
+from core.interrupts import exit_status, sigterm_as_interrupt, stopped_by, terminated
+from core.io import NO_SPACE, REFUSED, WRITE_HINT, write_error
 from core.progress import err_console
 from core.ranks import finish
 
@@ -21,13 +24,16 @@ T = TypeVar("T")
 
 def user_errors(func: F) -> F:
     """Turn :class:`UserError` into ``error: <message>`` on stderr and exit code 2; warnings are
-    printed as one yellow line each. In a multi-process run the ranks other than 0 print only
-    their own errors (no warnings, not rank 0's refusals that they share), and after a command
-    that succeeded every rank waits for the others before leaving the process group."""
+    printed as one yellow line each. A full disk or a refused write that reached no writer of
+    :mod:`core.io` is such an error too. SIGTERM stops the command as Ctrl-C does
+    (:func:`core.interrupts.sigterm_as_interrupt`), and its exit code is 143 where Ctrl-C's is
+    130. In a multi-process run the ranks other than 0 print only their own errors (no warnings,
+    not rank 0's refusals that they share), and after a command that succeeded every rank waits
+    for the others before leaving the process group."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, sigterm_as_interrupt():
             warnings.simplefilter("always", UserWarning)
             try:
                 result = func(*args, **kwargs)
@@ -35,10 +41,30 @@ def user_errors(func: F) -> F:
                 return result
             except UserError as exc:
                 if not isinstance(exc, SharedError) or is_main():
-                    err_console.print(
-                        f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True
-                    )
+                    _error_line(str(exc))
                 raise typer.Exit(2) from None
+            except OSError as exc:
+                if exc.errno not in NO_SPACE | REFUSED:
+                    raise
+                path = exc.filename or exc.filename2
+                _error_line(str(write_error(path, exc)) if path else f"{exc}: {WRITE_HINT}")
+                raise typer.Exit(2) from None
+            except typer.Exit as stop:
+                if stop.exit_code == 130:  # a command's "interrupted": by Ctrl-C or by SIGTERM
+                    raise typer.Exit(exit_status()) from None
+                raise
+            except KeyboardInterrupt:
+                if not terminated():
+                    raise
+                if is_main():
+                    err_console.print(
+                        "[yellow]terminated (SIGTERM)[/yellow]: stopped before anything was "
+                        "left half-written (files are replaced atomically); run the command "
+                        "again",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+                raise typer.Exit(exit_status()) from None
             finally:
                 for item in caught if is_main() else ():
                     if issubclass(item.category, UserWarning):
@@ -49,6 +75,10 @@ def user_errors(func: F) -> F:
                         )
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error_line(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def one_process(command: str) -> Callable[[F], F]:
@@ -76,7 +106,8 @@ def one_process(command: str) -> Callable[[F], F]:
 
 
 def exit_on_interrupt(job: Callable[[], T], hint: str | None = None) -> T:
-    """Run a long job; after Ctrl-C print what it saved and how to resume, then exit with 130."""
+    """Run a long job; after Ctrl-C or SIGTERM print what it saved and how to resume, then exit
+    with 130 (Ctrl-C) or 143 (SIGTERM)."""
     from core.interrupts import RunInterrupted
 
     try:
@@ -88,14 +119,15 @@ def exit_on_interrupt(job: Callable[[], T], hint: str | None = None) -> T:
             )
             if hint:
                 err_console.print(hint, highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(exit_status()) from None
 
 
 def interrupted_exit() -> typer.Exit:
-    """Ctrl-C in a command that writes only finished files: say so; exit code 130."""
+    """Ctrl-C (or SIGTERM) in a command that writes only finished files: say so; exit code 130
+    (143)."""
     err_console.print(
-        "[yellow]interrupted[/yellow]: nothing half-written (files are replaced "
+        f"[yellow]{stopped_by()}[/yellow]: nothing half-written (files are replaced "
         "atomically); run the command again",
         highlight=False,
     )
-    return typer.Exit(130)
+    return typer.Exit(exit_status())

@@ -50,8 +50,10 @@ def compare_command(
     """Compare two classifier runs on their paired test predictions: accuracy delta with a
     bootstrap 95% interval, McNemar's exact test, per-class recall, curves, confusion matrices,
     Grad-CAM on the same images, and the synthetic set's FID/KID. Writes report.md, report.html
-    (self-contained) and report.json. Several seeds per side: `cli compare a0,a1 b0,b1` (pairs
-    a0-b0, a1-b1; mean ± sd over seeds; pictures from the first pair)."""
+    (self-contained) and report.json. One pair tells about those two trained models only. Several
+    seeds per side: `cli compare a0,a1,a2 b0,b1,b2` (runs paired by training seed; the delta over
+    seeds with a 95% interval counting seed and test-image noise, a verdict about the method from
+    three seeds on; pictures from the first pair)."""
     from study.compare.job import run_compare
     from study.compare.runs import parse_run_list
 
@@ -72,7 +74,7 @@ def print_summary(report: dict[str, Any], folder: Path) -> None:
     """The headline numbers as a Rich table, then the verdict sentence."""
     from rich.table import Table
 
-    from study.report.model import num, pct, pts, pval
+    from study.report.model import mean_sd, num, pct, pts, pval
 
     a, b = report["runs"]["A"][0], report["runs"]["B"][0]
     pair = report["pairs"][0]
@@ -84,13 +86,14 @@ def print_summary(report: dict[str, Any], folder: Path) -> None:
     table.add_row(
         "macro-F1", num(a["macro_f1"]), num(b["macro_f1"]), f"{b['macro_f1'] - a['macro_f1']:+.4f}"
     )
+    first = " (first pair)" if len(report["pairs"]) > 1 else ""
     table.add_row(
-        f"{report['confidence']:.0%} bootstrap CI",
+        f"{report['confidence']:.0%} bootstrap CI, test-set noise only{first}",
         "",
         "",
         f"{100 * boot['low']:+.2f} to {100 * boot['high']:+.2f} pts",
     )
-    table.add_row("McNemar exact p", "", "", pval(pair["mcnemar"]["p_value"]))
+    table.add_row(f"McNemar exact p{first}", "", "", pval(pair["mcnemar"]["p_value"]))
     seeds = report["seeds"]
     if seeds["A"]["n"] > 1 or seeds["B"]["n"] > 1:
         deltas = report["deltas"]
@@ -98,25 +101,25 @@ def print_summary(report: dict[str, Any], folder: Path) -> None:
             ("accuracy", "accuracy, mean ± sd", 100.0, "%"),
             ("macro_f1", "macro-F1, mean ± sd", 1.0, ""),
         ):
-            cells = [
-                f"{scale * seeds[s][key]['mean']:.2f} ± {scale * seeds[s][key]['std']:.2f}{unit}"
-                for s in ("A", "B")
-            ]
+            cells = [mean_sd(seeds[s][key], scale, unit) for s in ("A", "B")]
             delta = (
                 f"{100 * deltas['delta_mean']:+.2f} ± {100 * deltas['delta_std']:.2f} pts"
                 if key == "accuracy"
                 else ""
             )
             table.add_row(label, *cells, delta)
-        table.caption = (
-            f"seeds: A {seeds['A']['n']}, B {seeds['B']['n']}; paired tests on the first pair"
-        )
+        interval = (report.get("over_seeds") or {}).get("interval")
+        if interval:
+            table.add_row(
+                "95% CI over seeds + test images",
+                "",
+                "",
+                f"{100 * interval['low']:+.2f} to {100 * interval['high']:+.2f} pts",
+            )
+            table.add_row("p (two-sided t over seeds)", "", "", pval(interval["p_value"]))
+        table.caption = f"seeds: A {seeds['A']['n']}, B {seeds['B']['n']}; runs paired by seed"
     console.print(table)
-    colour = (
-        "green"
-        if pair["significant"] and boot["delta"] > 0
-        else ("red" if pair["significant"] else "white")
-    )
+    colour = {"better": "green", "worse": "red"}.get(report.get("direction") or "", "white")
     console.print(f"[bold {colour}]{report['verdict']}[/bold {colour}]", highlight=False)
     console.print(
         f"wrote {folder}/ (report.html, report.md, report.json, {len(report['figures'])} figures)",

@@ -1,9 +1,16 @@
 """A config dataclass built from the options a command was given: only the options the user set
 override the preset (or the saved run's configuration, for ``--resume``) and the dataclass
-defaults, so an option's default is never retyped here."""
+defaults, so an option's default is never retyped here.
+
+One field has no option: ``feature_extractor`` (FID, KID and the like) is InceptionV3 on the
+command line, since a stand-in network's scores are not FID and could be mistaken for it. The test
+suite picks the tiny ``random-conv`` stand-in through the environment variable
+:data:`FEATURES_ENV` (:func:`environment_fields`); library callers pass the field directly."""
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -26,6 +33,23 @@ def given(ctx: typer.Context) -> dict[str, Any]:
         if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
             out[name] = value
     return out
+
+
+FEATURES_ENV = "SHOEGAN_TEST_FEATURE_EXTRACTOR"  # e.g. random-conv: for tests and smoke runs
+
+
+def environment_fields(cls: type) -> dict[str, Any]:
+    """``feature_extractor`` from :data:`FEATURES_ENV` when it is set and ``cls`` has that field
+    (with a warning: the scores are then not FID), else nothing."""
+    name = os.environ.get(FEATURES_ENV)
+    if not name or "feature_extractor" not in {f.name for f in fields(cls)}:
+        return {}
+    warnings.warn(
+        f"{FEATURES_ENV}={name}: FID/KID are computed on that network's features, not "
+        "InceptionV3's; the numbers are for tests, not FID",
+        stacklevel=2,
+    )
+    return {"feature_extractor": name}
 
 
 def config_values(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,12 +80,14 @@ def config_from(
     """``base`` (default: ``cls()``) with ``preset`` applied, then the options the user gave that
     are fields of ``cls``: an option left at its default never overrides the preset or ``base``."""
     start = cls() if base is None else base
-    return (presets or Presets({})).apply(start, preset, config_values(cls, given(ctx)))
+    values = {**config_values(cls, given(ctx)), **environment_fields(cls)}
+    return (presets or Presets({})).apply(start, preset, values)
 
 
 def config_of(cls: type[C], ctx: typer.Context, **fixed: Any) -> C:
-    """``cls`` built from every option value (given or default) that is one of its fields."""
-    return cls(**{**config_values(cls, ctx.params), **fixed})
+    """``cls`` built from every option value (given or default) that is one of its fields (and
+    :func:`environment_fields`)."""
+    return cls(**{**config_values(cls, ctx.params), **environment_fields(cls), **fixed})
 
 
 def run_training(

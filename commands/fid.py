@@ -11,7 +11,7 @@ import typer
 from augment.fid.config import FidConfig
 from commands.common import one_process, user_errors
 from commands.configs import config_of
-from commands.options import Device, HiddenFeatureExtractor
+from commands.options import Device
 from core.progress import console, err_console
 
 DEFAULTS = FidConfig()
@@ -65,7 +65,6 @@ def fid_command(
         ),
     ] = DEFAULTS.cache,
     seed: Annotated[int, typer.Option(help="Seed of the KID subsets.")] = DEFAULTS.seed,
-    feature_extractor: HiddenFeatureExtractor = DEFAULTS.feature_extractor,
 ) -> None:
     """FID and KID (torch-fidelity, standard InceptionV3 features, offline)."""
     from core.errors import UserError

@@ -25,7 +25,6 @@ from commands.options import (
     Data,
     Device,
     DistTimeout,
-    FeatureExtractor,
     Name,
     Nproc,
     Overwrite,
@@ -33,9 +32,11 @@ from commands.options import (
     ResizeMode,
     Resume,
     RunsDir,
+    SplitSeed,
     Strict,
     SyncBn,
     TrainSeed,
+    ValFraction,
     Workers,
     choice,
     comma_list,
@@ -161,7 +162,6 @@ def gan_train_command(
         int,
         typer.Option(help="Generated images per class for FID/KID (0: no FID; best.pt = last)."),
     ] = _G.fid_samples,
-    feature_extractor: FeatureExtractor = _G.feature_extractor,
     grid_columns: Annotated[
         int, typer.Option(help="Samples per class in the grids.")
     ] = _G.grid_columns,
@@ -169,6 +169,17 @@ def gan_train_command(
         int, typer.Option(help="Iterations per history.jsonl line.")
     ] = _G.log_every,
     seed: TrainSeed = _G.seed,
+    split_seed: SplitSeed = _G.split_seed,
+    val_fraction: ValFraction = _G.val_fraction,
+    use_all_train: Annotated[
+        bool,
+        typer.Option(
+            "--use-all-train",
+            help="Learn from every train/ image, the validation split included. Classifiers "
+            "that validate on that split then choose with images the GAN saw: `cli train "
+            "--synthetic` warns and the report says so.",
+        ),
+    ] = _G.use_all_train,
     device: Device = _G.device,
     workers: Workers = _G.workers,
     resize_mode: ResizeMode = _G.resize_mode,

@@ -73,17 +73,17 @@ def launch_workers(ctx: typer.Context, nproc: int) -> bool:
         run(args)
     except ChildFailedError as failed:
         raise typer.Exit(_report(failed, ctx)) from None
-    except SignalException:  # Ctrl-C (or SIGTERM) of this process: the workers were told
-        raise typer.Exit(130) from None
+    except SignalException as stop:  # Ctrl-C or SIGTERM of this process: the workers were told
+        raise typer.Exit(128 + int(stop.sigval)) from None  # 130 or 143
     return True
 
 
 def _report(failed: Any, ctx: typer.Context) -> int:
     """One line for a failed worker group; the exit code to end with."""
     codes = {rank: f.exitcode for rank, f in failed.failures.items()}
-    if all(code == 130 for code in codes.values()):
-        return 130  # interrupted: rank 0 said what it saved
-    if all(code in (2, 130) for code in codes.values()):
+    if len(set(codes.values())) == 1 and set(codes.values()) <= {130, 143}:
+        return next(iter(codes.values()))  # Ctrl-C or SIGTERM: rank 0 said what it saved
+    if all(code in (2, 130, 143) for code in codes.values()):
         return 2  # a refusal: rank 0 printed it
     killed = {r: f for r, f in failed.failures.items() if f.exitcode < 0}
     if killed:  # a rank killed by a signal is the cause; the others failed because of it

@@ -68,9 +68,6 @@ def models_command(
             cam,
         )
     console.print(table)
-    from classify.models.gate_native import describe
-
-    console.print(f"SE/CBAM gates when training on the CPU: {describe()}")
 
 
 def _layout(model: Any) -> str:

@@ -3,9 +3,9 @@ helpers that turn the options a user gave into a config dataclass.
 
 A command writes ``device: Device = TrainConfig.device``-style defaults read from its config
 dataclass, so the dataclass stays the single source of every default. Choices are ``Literal``
-types built from the registries' torch-free name tuples (``classify.names``, ``core.names``, the
-config modules), so Typer validates them (exit code 2) and lists them in ``--help`` without the
-help text naming them, and building ``--help`` imports no torch.
+types built from the registries' torch-free name tuples (``classify.names``, ``core.names``), so
+Typer validates them (exit code 2) and lists them in ``--help`` without the help text naming them,
+and building ``--help`` imports no torch.
 """
 
 from __future__ import annotations
@@ -16,18 +16,19 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
-from classify.augment_spec import CROPS, DEFAULT_CROP, MIXES, POLICIES, parse_augment
+from classify.classical.spec import DEFAULT_CROP, parse_augment
 from classify.explain.methods import CAM_METHODS, FAITHFULNESS_METRICS
-from classify.names import MODEL_NAMES
-from classify.training.config import (
-    DEFAULT_LR,
-    DEFAULT_WEIGHT_DECAY,
-    FINETUNE_LR_FACTOR,
+from classify.names import (
+    CROPS,
+    MIXES,
+    MODEL_NAMES,
     OPTIMIZERS,
+    POLICIES,
     SCHEDULERS,
     SYNTHETIC_BN,
     SYNTHETIC_LABELS,
 )
+from classify.training.config import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, FINETUNE_LR_FACTOR
 from classify.training.presets import CLASSIFIER_PRESETS
 from core.errors import UserError
 from core.names import DEVICES, RESIZE_MODES
@@ -115,16 +116,6 @@ CheckpointFile = Annotated[
 TrainPerClass = Annotated[
     int, typer.Option("--train-per-class", help="Footwear training images per class.")
 ]
-FeatureExtractor = Annotated[
-    str,
-    typer.Option(
-        "--feature-extractor",
-        help="FID features: inception (standard) | random-conv (a stand-in for smoke tests).",
-    ),
-]
-HiddenFeatureExtractor = Annotated[
-    str, typer.Option("--feature-extractor", hidden=True, help="FID features (tests: a stand-in).")
-]
 
 # --- classifier training (fields of TrainConfig) -------------------------------------------------
 
@@ -203,7 +194,7 @@ VitHeads = Annotated[
 
 
 def _augment_value(value: str) -> str:
-    """Typer callback: refuse an ``--augment`` value that classify.augment_spec cannot parse."""
+    """Typer callback: refuse an ``--augment`` value that classify.classical.spec cannot parse."""
     try:
         parse_augment(value)
     except UserError as err:
@@ -227,12 +218,20 @@ ValFraction = Annotated[
     float,
     typer.Option("--val-fraction", help="Stratified validation share of train/."),
 ]
+SplitSeed = Annotated[
+    int,
+    typer.Option(
+        "--split-seed",
+        help="Seed of the validation split carved out of train/: the study's, not a run's, so "
+        "every seed, arm and the GAN hold out the same images.",
+    ),
+]
 TrainSeed = Annotated[
     int,
     typer.Option(
         "--seed",
-        help="Seed of everything random in training: split, initialisation, batches, noise, "
-        "augmentation.",
+        help="Seed of everything random in training: initialisation, batches, noise, "
+        "augmentation (the validation split has --split-seed).",
     ),
 ]
 SyntheticRatio = Annotated[
@@ -244,7 +243,7 @@ SyntheticRatio = Annotated[
 ]
 
 
-# --- recipes for the synthetic images (classify.training.recipe) ---------------------------------
+# --- recipes for the synthetic images (classify.training.synthetic_exposure) ---------------------
 
 SyntheticBatch = Annotated[
     int,
@@ -318,11 +317,12 @@ Nproc = Annotated[
     ),
 ]
 SyncBn = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--sync-bn/--local-bn",
-        help="With several processes: BatchNorm statistics over the global batch (SyncBatchNorm) "
-        "or each process's share.",
+        help="With several processes: BatchNorm statistics over the global batch (SyncBatchNorm, "
+        "CUDA only) or each process's share. Default: --sync-bn on CUDA, --local-bn on the CPU.",
+        show_default=False,
     ),
 ]
 DistTimeout = Annotated[

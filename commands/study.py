@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from classify.names import MIXES, POLICIES
 from classify.training.config import TrainConfig
 from commands.common import user_errors
 from commands.configs import config_of, given
@@ -17,7 +18,6 @@ from commands.options import (
     Device,
     DistTimeout,
     Epochs,
-    HiddenFeatureExtractor,
     ImageSize,
     Model,
     Models,
@@ -25,6 +25,7 @@ from commands.options import (
     Overwrite,
     Resume,
     RunsDir,
+    SplitSeed,
     SyncBn,
     SyntheticRatio,
     TrainSeed,
@@ -141,8 +142,12 @@ def pipeline_command(
         ),
     ] = _P.gan_recipe,
     seeds: Annotated[
-        int, typer.Option(help="Classifier seeds (baseline and augmented each).")
+        int,
+        typer.Option(
+            help="Classifier seeds (every arm each); three or more for a verdict on the method."
+        ),
     ] = _P.seeds,
+    split_seed: SplitSeed = _P.split_seed,
     train_per_class: Annotated[
         str,
         typer.Option(
@@ -156,9 +161,9 @@ def pipeline_command(
     arms: Annotated[
         str,
         typer.Option(
-            help="Training recipes of the best model, each set against real (pooled over seeds, "
-            "Holm across arms): real, then +gan and/or +trivialaugment|randaugment|autoaugment|"
-            "mixup|cutmix, e.g. real,real+gan,real+trivialaugment,real+gan+trivialaugment. "
+            help="Training recipes of the best model, each set against real (over seeds and test images, "
+            f"Holm across arms): real, then +gan and/or +{'|'.join((*POLICIES, *MIXES))}, "
+            "e.g. real,real+gan,real+trivialaugment,real+gan+trivialaugment. "
             "+gan takes modifiers after colons: :teacher (soft labels of the seed's real "
             "baseline), :separate-bn, :finetune (real-only epochs after, a quarter of the "
             "epochs), :w<N> (synthetic loss weight), :mixed or :separate (the recipe), e.g. "
@@ -196,7 +201,6 @@ def pipeline_command(
         int | None, typer.Option(help="Override the preset's GAN iterations.")
     ] = None,
     gan_width: Annotated[int | None, typer.Option(help="Override the GAN's ngf and ndf.")] = None,
-    feature_extractor: HiddenFeatureExtractor = _P.feature_extractor,
     nproc: Nproc = _DIST.nproc,
     sync_bn: SyncBn = _DIST.sync_bn,
     dist_timeout: DistTimeout = _DIST.dist_timeout,
@@ -303,16 +307,18 @@ def summary_table(study: dict, table_cls: type) -> object:
                 f"precision / recall / density / coverage {name}",
                 " / ".join(f"{v:.2f}" for v in scores.values()),
             )
-    from study.pipeline.arms import p_text
+    from study.report.arms import delta_text, p_text
 
     for arm, row in ((study.get("arms") or {}).get("arms") or {}).items():
-        text = f"{row['mean']:.2%} ± {row['std']:.2%}"
-        if "pooled" in row:
-            p = row["pooled"]
+        text = f"{row['mean']:.2%}" + (f" ± {row['std']:.2%}" if row.get("std") is not None else "")
+        if row.get("interval"):
+            verdict = row.get("verdict") or "no verdict (fewer than 3 seeds)"
             text += (
-                f"; Δ {100 * p['delta']:+.2f} pts ({100 * p['low']:+.2f} to "
-                f"{100 * p['high']:+.2f}), Holm p {p_text(p)}"
+                f"; Δ {delta_text(row['interval'])} pts over seeds + test images, Holm p "
+                f"{p_text(row['interval'])}: {verdict}"
             )
+        elif row.get("test_only"):
+            text += f"; Δ {delta_text(row['test_only'])} pts, test-set noise only (1 seed)"
         table.add_row(f"arm {arm} (test acc)", text)
     if study.get("arms"):
         table.add_row("arms verdict", study["arms"]["verdict"])
@@ -327,12 +333,13 @@ def summary_table(study: dict, table_cls: type) -> object:
 
 
 def curve_table(curve: dict, table_cls: type) -> object:
-    """A row per size and arm: test accuracy and band, the pooled delta against real."""
-    from study.pipeline.arms import delta_text
+    """A row per size and arm: test accuracy and band, the delta against real (over seeds and
+    test images; with one seed over test images only)."""
     from study.pipeline.curve import curve_arms
+    from study.report.arms import delta_text
 
     table = table_cls(title=f"learning curve on {curve['data']} ({curve['band']})")
-    for column in ("real / class", "arm", "test acc [band]", "Δ vs real, pooled (95% CI)"):
+    for column in ("real / class", "arm", "test acc [band]", "Δ vs real (95% CI)"):
         table.add_column(column, justify="right")
     for size in curve["sizes"]:
         point = curve["points"][str(size)]
@@ -340,7 +347,8 @@ def curve_table(curve: dict, table_cls: type) -> object:
             p = point[arm]
             name = f"{arm} ({p['epochs']} ep.)" if "epochs" in p else arm
             text = f"{p['mean']:.2%} [{p['low']:.1%}, {p['high']:.1%}]"
-            delta = f"{delta_text(p['delta'])} pts" if p.get("delta") else ""
+            d = p.get("delta")
+            delta = f"{delta_text(d)} pts ({d.get('source', 'pooled')})" if d else ""
             table.add_row(str(size), name, text, delta)
     return table
 
@@ -348,7 +356,8 @@ def curve_table(curve: dict, table_cls: type) -> object:
 def budget_table(grid: dict, table_cls: type) -> object:
     """Per arm: validation / test accuracy at each budget (the chosen budget marked), and the
     selected arm's delta against real at its chosen budget."""
-    from study.pipeline.arms import delta_text
+    from study.pipeline.arms import headline
+    from study.report.arms import delta_text
 
     table = table_cls(title=f"budgets on {grid['data']} ({grid['seeds']} seed(s))")
     table.add_column("arm")
@@ -361,10 +370,10 @@ def budget_table(grid: dict, table_cls: type) -> object:
             cell = grid["grid"][str(epochs)][arm]
             text = f"{cell['val']:.1%} / {cell['test']:.1%}"
             cells.append(f"[bold]{text}[/bold]" if grid["chosen"][arm] == epochs else text)
-        p = row.get("pooled")
+        p = headline(row)
         chosen = f"{grid['chosen'][arm]} ep."
         if p:
-            chosen += f": {delta_text(p)}"
+            chosen += f": {delta_text(p)} ({p['source']})"
         table.add_row(arm, *cells, chosen)
     return table
 

@@ -12,7 +12,7 @@ from augment.gan.config import SynthConfig
 from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.gan import prefer_passive_openmp
-from commands.options import Device, FeatureExtractor, Overwrite, Progress, RunsDir
+from commands.options import Device, Overwrite, Progress, RunsDir
 from core.manifest import FidScores, Manifest, Score
 from core.progress import console
 
@@ -85,7 +85,6 @@ def synthesize_command(
             help="Also score an untrained generator at the same sample sizes (FID's chance level).",
         ),
     ] = _S.untrained_reference,
-    feature_extractor: FeatureExtractor = _S.feature_extractor,
     precision_recall_k: Annotated[
         int, typer.Option(help="k-NN balls of precision/recall (Kynkaanniemi et al. 2019).")
     ] = _S.precision_recall_k,

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from classify.names import CBAM_POOL_TYPES
-from classify.training.config import TRAIN_ON, TrainConfig
+from classify.names import CBAM_POOL_TYPES, TRAIN_ON
+from classify.training.config import TrainConfig
 from classify.training.presets import CLASSIFIER_PRESETS
 from commands.common import user_errors
 from commands.configs import run_training
@@ -35,6 +35,7 @@ from commands.options import (
     Resume,
     RunsDir,
     Scheduler,
+    SplitSeed,
     Strict,
     SyncBn,
     SyntheticBatch,
@@ -105,6 +106,7 @@ def train_command(
         bool, typer.Option("--hflip/--no-hflip", help="Random horizontal flips.")
     ] = _D.hflip,
     val_fraction: ValFraction = _D.val_fraction,
+    split_seed: SplitSeed = _D.split_seed,
     seed: TrainSeed = _D.seed,
     device: Device = _D.device,
     workers: Workers = _D.workers,

@@ -41,6 +41,7 @@ def train_all_command(
     vit_heads: opt.VitHeads = _D.vit_heads,
     augment: opt.Augment = _D.augment,
     val_fraction: opt.ValFraction = _D.val_fraction,
+    split_seed: opt.SplitSeed = _D.split_seed,
     seed: opt.TrainSeed = _D.seed,
     device: opt.Device = _D.device,
     workers: opt.Workers = _D.workers,

@@ -25,6 +25,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import UserError
+from core.io import writing
 from core.names import RESIZE_MODES
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -299,6 +300,8 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
-    """Write a uint8 3 x H x W tensor as a PNG (deterministic bytes: no timestamps in PNG)."""
+    """Write a uint8 3 x H x W tensor as a PNG (deterministic bytes: no timestamps in PNG); a
+    failed write (a full disk) is a one-line UserError naming the file (:func:`core.io.writing`)."""
     array = image.permute(1, 2, 0).cpu().numpy()
-    Image.fromarray(array, mode="RGB").save(path, format="PNG", optimize=False)
+    with writing(path):
+        Image.fromarray(array, mode="RGB").save(path, format="PNG", optimize=False)

@@ -32,9 +32,9 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from core.distconfig import TIMEOUT_S, DistConfig
 from core.errors import UserError
 
 if TYPE_CHECKING:
@@ -42,29 +42,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-TIMEOUT_S = 600.0  # torch's own default for gloo and NCCL collectives is 10 minutes too
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
-
-@dataclass(frozen=True)
-class DistConfig:
-    """How a multi-process run trains (ignored by a one-process run); the CLI's defaults.
-
-    ``sync_bn``: BatchNorm statistics over the global batch (SyncBatchNorm) rather than each
-    rank's share. ``dist_timeout``: seconds a collective waits for another rank before raising.
-    ``nproc``: processes ``--nproc`` starts on this machine through :mod:`torch.distributed.run`.
-    """
-
-    sync_bn: bool = True
-    dist_timeout: float = TIMEOUT_S
-    nproc: int = 1
-
-    def validate(self) -> DistConfig:
-        if self.dist_timeout <= 0:
-            raise UserError(f"--dist-timeout {self.dist_timeout}: must be > 0 seconds")
-        if self.nproc < 1:
-            raise UserError(f"--nproc {self.nproc}: must be >= 1")
-        return self
 
 
 class SharedError(UserError):

@@ -1,36 +1,110 @@
 """Atomic file writes, JSON / JSON-lines, torch checkpoints and file hashes.
 
 Every file a run owns is written to a temporary sibling first and then renamed over the target, so an
-interrupted job never leaves a half-written checkpoint or JSON file behind.
+interrupted job never leaves a half-written checkpoint or JSON file behind. A write that fails (a
+full disk, a read-only or forbidden folder) is a one-line :class:`UserError` naming the file, and
+for a full disk the space the file needs and what is free on its filesystem (:func:`writing`); the
+file it would have replaced is left as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
 
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+REFUSED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+WRITE_HINT = "free space or choose another output folder"
+
+
+def human_bytes(n: float) -> str:
+    """``95 MB``, ``2.1 MB``, ``512 kB``, ``10 bytes`` (decimal units, as ``df -H`` counts)."""
+    if n < 1000:
+        return f"{int(n)} bytes"
+    for unit in ("kB", "MB", "GB", "TB"):
+        n /= 1000
+        if n < 999.5 or unit == "TB":
+            return f"{n:.1f} {unit}" if n < 9.95 else f"{n:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _volume(path: Path) -> tuple[Path, int | None]:
+    """The mount point of the filesystem ``path`` is (or would be) on, and its free bytes."""
+    probe = Path(os.path.realpath(Path(path).absolute()))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free: int | None = shutil.disk_usage(probe).free
+    except OSError:
+        free = None
+    mount = probe
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    return mount, free
+
+
+def write_error(path: Path, exc: OSError, size: int | None = None) -> UserError:
+    """A one-line error for ``exc``, raised while writing ``path`` (``size`` bytes, if known)."""
+    reason = exc.strerror or exc.__class__.__name__
+    mount, free = _volume(path)
+    if exc.errno in NO_SPACE:
+        needs = f"needs ~{human_bytes(size)}, " if size else ""
+        room = f"{human_bytes(free)} free" if free is not None else "free space unknown"
+        return UserError(f"{reason} writing {path} ({needs}{room} on {mount}): {WRITE_HINT}")
+    if exc.errno == errno.EROFS:
+        return UserError(f"{reason} writing {path} ({mount}): choose another output folder")
+    if exc.errno in REFUSED:
+        return UserError(
+            f"{reason} writing {path}: check the folder's permissions or choose another output "
+            "folder"
+        )
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return UserError(f"{reason}{f' ({name})' if name else ''} writing {path}")
+
+
+@contextlib.contextmanager
+def writing(path: Path, size: int | None = None) -> Iterator[None]:
+    """Inside, an OSError becomes :func:`write_error` for ``path`` (``size``: the bytes written)."""
+    try:
+        yield
+    except OSError as exc:
+        raise write_error(Path(path), exc, size) from exc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename);
+    a failure leaves no temporary file and ``path`` as it was, and is a one-line UserError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with writing(path, len(data)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -86,9 +160,21 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line (small, line-buffered; history files are rewritten on resume)."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, default=_json_default) + "\n")
+    """Append one JSON line; a failed write is cut off again (no half line) and is a one-line
+    UserError (history files are rewritten on resume)."""
+    line = (json.dumps(record, default=_json_default) + "\n").encode("utf-8")
+    with writing(path, len(line)):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            end = os.fstat(fd).st_size
+            try:
+                _write_all(fd, line)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, TypeVar
 
 from core.errors import UserError
 from core.io import read_json, write_json
+from core.split import SplitRecord
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "shoegan-synthetic/1"
@@ -194,6 +195,8 @@ class Manifest(_Record):
     counts: dict[str, int] | None = None
     image_size: int | None = None
     dataset: str | None = None
+    # the real images the generator (and the filter) trained on; absent: not recorded
+    split: SplitRecord | None = None
     out: str | None = None
     filter: SampleFilter | None = None  # None: no classifier filter (written as null)
     fid: FidScores | None = None
@@ -206,6 +209,7 @@ class Manifest(_Record):
     _CODECS = {
         "filter": (SampleFilter.from_json, SampleFilter.to_json),
         "fid": (FidScores.from_json, FidScores.to_json),
+        "split": (SplitRecord.from_json, SplitRecord.to_json),
     }
 
     @classmethod

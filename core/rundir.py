@@ -11,14 +11,13 @@ goes through :class:`RunDir`:
    dataset leaves no folder behind and deletes no run;
 3. :meth:`RunDir.truncate_history` on resume (drop lines newer than the checkpoint),
    :meth:`RunDir.write_config`, :meth:`RunDir.append_history`, :meth:`RunDir.save`;
-4. :meth:`RunDir.stop_report` after Ctrl-C: what ``last.pt`` holds and how to continue.
+4. :meth:`RunDir.stop_report` after Ctrl-C or SIGTERM: what ``last.pt`` holds, how to resume.
 :meth:`RunDir.lock` keeps a second job off a run in use (:mod:`core.runlock`). With several
 processes only rank 0 writes: the writing methods do nothing on the others (``is_main``).
 
 Readers of finished runs use the functions below the class (:func:`resolve_run_dir`,
-:func:`checkpoint_path`, :func:`training_complete`, ...); whether ``eval/`` is current is
-:func:`core.evaldir.eval_staleness`.
-Checkpoints keep their training configuration under :data:`CONFIG_KEY`; classifier checkpoints
+:func:`checkpoint_path`, :func:`training_complete`, ...); :func:`core.evaldir.eval_staleness`
+says whether ``eval/`` is current. Checkpoints keep their training configuration under :data:`CONFIG_KEY`; classifier checkpoints
 written before the layout was shared used ``train_config``, still read (:func:`checkpoint_config`).
 """
 
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from core import runlock
 from core.distributed import is_main
 from core.errors import UserError
+from core.interrupts import stopped_by
 from core.io import (
     append_jsonl,
     atomic_write_bytes,
@@ -244,7 +244,7 @@ class RunDir:
         if is_main():
             atomic_write_bytes(self.path / relative, data)
 
-    # -- after Ctrl-C ----------------------------------------------------------------------------
+    # -- after Ctrl-C or SIGTERM -----------------------------------------------------------------
     def resume_command(self, command: str) -> str:
         return f"cli {command} --name {self.name} --runs-dir {self.runs_dir} --resume"
 
@@ -253,12 +253,12 @@ class RunDir:
         ``last.pt`` just written holds; else ``held`` what an earlier ``last.pt`` holds."""
         if saved_now is None and not self.last.is_file():
             return (
-                f"interrupted before any state was saved; start {self.path} again with "
+                f"{stopped_by()} before any state was saved; start {self.path} again with "
                 f"`cli {command} ... --name {self.name} --overwrite`",
                 False,
             )
         return (
-            f"interrupted: {self.last} holds {saved_now or held}; "
+            f"{stopped_by()}: {self.last} holds {saved_now or held}; "
             f"continue with `{self.resume_command(command)}`",
             saved_now is not None,
         )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.io import writing
 
 LOCK_NAME = ".lock"
 _held: dict[str, tuple[int, bool]] = {}  # lock path -> (open fd, whether we created the folder)
@@ -74,9 +75,11 @@ def acquire(folder: Path, world_size: int = 1) -> None:
     if str(path) in _held:
         return
     created = not Path(folder).exists()
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    with writing(path):  # a full or read-only disk: one line, before any data is read
+        Path(folder).mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with writing(path):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -100,10 +103,20 @@ def acquire(folder: Path, world_size: int = 1) -> None:
             "running; its run was stopped without cleaning up)",
             stacklevel=2,
         )
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, (json.dumps(holder_info(world_size)) + "\n").encode("utf-8"))
-    os.fsync(fd)
+    info = (json.dumps(holder_info(world_size)) + "\n").encode("utf-8")
+    try:
+        with writing(path, len(info)):
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, info)
+            os.fsync(fd)
+    except UserError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                Path(folder).rmdir()
+        raise
     _held[str(path)] = (fd, created)
 
 

@@ -3,7 +3,7 @@ only, test it on the real test set. A second opinion on a GAN next to FID, which
 at a few hundred images: CAS asks whether the synthetic images carry the classes' information.
 
 The classifier keeps the real validation split (carved from the real training images, as in every
-run) for choosing its best epoch; its training images are synthetic only. The result is written
+run: the one the generator held out, :mod:`core.split`) for choosing its best epoch; its training images are synthetic only. The result is written
 into the synthetic set's manifest (key "cas"), next to the same architecture's real-data accuracy
 when a real baseline run is named.
 
@@ -38,9 +38,16 @@ def synthetic_dataset(synthetic: str | Path) -> str:
 
 
 def cas_config(base: TrainConfig, synthetic: str | Path, name: str) -> TrainConfig:
-    return replace(
+    """Train on the synthetic images only, validating on the split its generator held out (read
+    from the manifest; ``base``'s when the set records none)."""
+    cfg = replace(
         base, name=name, synthetic=str(synthetic), synthetic_ratio=None, train_on="synthetic"
     )
+    manifest_path = Path(synthetic) / MANIFEST
+    split = Manifest.read(manifest_path).split if manifest_path.is_file() else None
+    if split is not None and split.held_out and split.seed is not None:
+        cfg = replace(cfg, split_seed=split.seed, val_fraction=split.val_fraction)
+    return cfg
 
 
 def run_cas(

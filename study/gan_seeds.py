@@ -23,13 +23,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from augment.gan.config import GanConfig, SynthConfig
 from classify.training.config import TrainConfig
 from core.errors import UserError
 from core.io import atomic_write_text, read_jsonl, write_json
 from core.manifest import MANIFEST, Manifest, Score
+from study.stats import mean_std
 
 METRICS = ("fid", "fid_floor_ratio", "kid_mean", "precision", "recall", "density", "coverage")
 LABELS = {
@@ -165,14 +164,14 @@ def train_seconds(run_dir: Path) -> float | None:
     return float(sum(r.get("seconds", 0.0) for r in lines)) if lines else None
 
 
-def mean_std(values: Sequence[float | None]) -> dict[str, float | int | None]:
-    """Mean, sample std (n - 1; None for one value), min, max and n of the values given."""
-    xs = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if xs.size == 0:
+def seed_stat(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    """Mean and sample std (:func:`study.stats.mean_std`: std None for one value, so one seed
+    prints its value alone), min, max and n of the values given (None values skipped)."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    std = float(xs.std(ddof=1)) if xs.size > 1 else None
-    return {"mean": float(xs.mean()), "std": std, "min": float(xs.min()), "max": float(xs.max()),
-            "n": int(xs.size)}  # fmt: skip
+    mean, std = mean_std(xs)
+    return {"mean": mean, "std": std, "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
 def summarize(per_seed: list[dict[str, Any]], study: SeedStudy | None = None) -> dict[str, Any]:
@@ -182,14 +181,14 @@ def summarize(per_seed: list[dict[str, Any]], study: SeedStudy | None = None) ->
     groups = list(per_seed[0]["metrics"])
     keys = [*METRICS, "floor_fid", "untrained_fid"]
     table = {
-        group: {key: mean_std([r["metrics"][group].get(key) for r in per_seed]) for key in keys}
+        group: {key: seed_stat([r["metrics"][group].get(key) for r in per_seed]) for key in keys}
         for group in groups
     }
     out: dict[str, Any] = {
         "seeds": [r["seed"] for r in per_seed],
         "metrics": table,
-        "train_seconds": mean_std([r["train_seconds"] for r in per_seed]),
-        "cas": mean_std([r["cas"] for r in per_seed]),
+        "train_seconds": seed_stat([r["train_seconds"] for r in per_seed]),
+        "cas": seed_stat([r["cas"] for r in per_seed]),
         "per_seed": per_seed,
         "note": "std is the sample standard deviation over GAN seeds (n - 1); FID / floor is "
         "each seed's FID over the real-vs-real FID at the same sample size (1 = as close as "
@@ -244,5 +243,5 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 
 
 def percent(stat: dict[str, Any]) -> dict[str, Any]:
-    """A :func:`mean_std` of fractions as percentages (counts kept)."""
+    """A :func:`seed_stat` of fractions as percentages (counts kept)."""
     return {k: (v * 100 if isinstance(v, float) else v) for k, v in stat.items()}

@@ -1,7 +1,7 @@
 """Attention placements (Hu et al., "Squeeze-and-Excitation Networks", TPAMI 2019, Fig. 5: standard,
-PRE, POST, Identity) and the fused gates: every placement against a block written from the paper,
-the fast SE/CBAM against an un-optimised reference (forward and backward, every CBAM pooling),
-parameter counts, config compatibility and ``cli models``."""
+PRE, POST, Identity) and the gates: every placement against a block written from the paper, SE and
+CBAM against the papers' equations (forward and backward, every CBAM pooling, ties), parameter
+counts, config compatibility and ``cli models``."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ import torch
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
-from classify.models import ModelConfig, build_model, gate_native, gating, pooling
-from classify.models.attention import CBAM, SqueezeExcite, create_attention
+from classify.models import ModelConfig, build_model
+from classify.models.attention import create_attention
+from classify.models.cbam import CBAM, SPACE, pool
 from classify.models.placement import PLACEMENTS
 from classify.models.profile import count_parameters
 from classify.models.resnet import Bottleneck
+from classify.models.se import SqueezeExcite
 from classify.names import ATTENTION_POSITIONS, CBAM_POOL_TYPES, MODEL_NAMES, RESNET_VARIANTS
 from core.errors import UserError
 
@@ -172,7 +174,7 @@ def test_imagenet_parameter_counts(name: str, expected: int) -> None:
     assert count_parameters(model) == expected
 
 
-# --- the fused gates against the reference -------------------------------------------------------
+# --- the gates against the reference -------------------------------------------------------------
 
 GATES: dict[str, Callable[[], nn.Module]] = {
     "se": lambda: SqueezeExcite(32),
@@ -192,75 +194,39 @@ def assert_within(actual: Tensor, expected: Tensor, tol: float) -> None:
     assert error <= tol * scale, f"off by {error:.2e}, allowed {tol * scale:.2e}"
 
 
-# How a gate trains: the fused Function with the compiled passes (float32 NCHW; other dtypes and
-# layouts fall back to torch's), on 32 x 32 and 4 x 4 maps; the fused Function on torch ops, also
-# with the two-level argmax forced (small enough to be quick, 32 channels); plain autograd (maps
-# under FUSED_MIN_POSITIONS without the compiled passes). (size, two-level, compiled passes)
-PATHS = {
-    "native": (32, False, True),
-    "native-small-map": (4, False, True),
-    "fused": (32, False, False),
-    "fused-two-level": (32, True, False),
-    "autograd-small-map": (4, False, False),
-}
-
-
-def use_path(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Route the gates along ``path``; returns its map size."""
-    size, two_level, native = PATHS[path]
-    if two_level:
-        monkeypatch.setattr(pooling, "TWO_LEVEL_MIN_ROWS", 1)
-    monkeypatch.setenv(gate_native.NATIVE_ENV, "1" if native else "0")
-    return size
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("size", [32, 4])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
-@pytest.mark.parametrize("residual", [False, True], ids=["plain", "residual"])
 @pytest.mark.parametrize("gate", GATES)
-def test_fast_gates_equal_the_reference(
-    gate: str,
-    residual: bool,
-    channels_last: bool,
-    path: str,
-    dtype: torch.dtype,
-    monkeypatch: pytest.MonkeyPatch,
+def test_gates_equal_the_reference(
+    gate: str, channels_last: bool, size: int, dtype: torch.dtype
 ) -> None:
-    # Forward, input / residual / parameter gradients and BN running statistics, on random
-    # inputs: within 1e-5 in float32, within 1e-10 in float64 (where rounding no longer hides).
-    size = use_path(path, monkeypatch)
+    # Forward, input / parameter gradients and BN running statistics, on random inputs: within
+    # 1e-5 in float32, within 1e-10 in float64 (where rounding no longer hides).
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     torch.manual_seed(0)
     block = GATES[gate]().to(dtype)
     twin = copy.deepcopy(block)
     x = torch.randn(2, 32, size, size, dtype=dtype)
-    r = torch.randn(2, 32, size, size, dtype=dtype)
     if channels_last:
-        x, r = (t.contiguous(memory_format=torch.channels_last) for t in (x, r))
-    x1, x2, r1, r2 = (t.clone().requires_grad_() for t in (x, x, r, r))
-    out1 = block(x1, r1) if residual else block(x1)
-    out2 = reference_gate(twin, x2) + (r2 if residual else 0)
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out1, out2 = block(x1), reference_gate(twin, x2)
     weights = torch.randn(out1.shape, dtype=dtype)
     (out1 * weights).sum().backward()
     (out2 * weights).sum().backward()
     assert_within(out1, out2, tol)
-    inputs = (x1, r1) if residual else (x1,)
-    twins = (x2, r2) if residual else (x2,)
-    for g1, g2 in zip(grads_of(block, *inputs), grads_of(twin, *twins), strict=True):
+    for g1, g2 in zip(grads_of(block, x1), grads_of(twin, x2), strict=True):
         assert_within(g1, g2, tol)
     for b1, b2 in zip(block.buffers(), twin.buffers(), strict=True):  # BN running statistics
         assert_within(b1, b2, tol)
-    with torch.no_grad():  # the eval-time path (no autograd Function) gives the same values
-        assert_within(block(x, r) if residual else block(x), out1, tol)
+    with torch.no_grad():  # eval-time calls give the same values
+        assert_within(block(x), out1, tol)
 
 
-@pytest.mark.parametrize("path", PATHS)
-def test_ties_send_the_gradient_to_the_first_maximum(
-    path: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("size", [32, 4])
+def test_ties_send_the_gradient_to_the_first_maximum(size: int) -> None:
     # Post-ReLU inputs (what a PRE gate sees) tie at zero: whole dead channels and positions.
-    size = use_path(path, monkeypatch)
     torch.manual_seed(0)
     block = CBAM(32).double()
     twin = copy.deepcopy(block)
@@ -271,44 +237,30 @@ def test_ties_send_the_gradient_to_the_first_maximum(
     reference_gate(twin, x2).sum().backward()
     for g1, g2 in zip(grads_of(block, x1), grads_of(twin, x2), strict=True):
         torch.testing.assert_close(g1, g2)
+    # The whole gradient of a tied maximum goes to one position (amax would split it).
+    dead = torch.zeros(1, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    pool(dead, "max", SPACE).sum().backward()
+    assert dead.grad is not None and dead.grad.flatten().tolist() == [1.0] + [0.0] * 8
 
 
-@pytest.mark.parametrize("dim", [1, 2])
-def test_two_level_argmax_is_torch_max(dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pooling, "TWO_LEVEL_MIN_ROWS", 1)
-    torch.manual_seed(0)
-    x = torch.randn(3, 64, 1024) if dim == 2 else torch.randn(3, 64, 9, 9)
-    ties = x.round()  # many equal maxima per row
-    for t in (x, ties, torch.zeros_like(x)):
-        values, index = pooling.first_max(t, dim)
-        expected = t.max(dim, keepdim=True)
-        assert torch.equal(values, expected.values) and torch.equal(index, expected.indices)
-
-
-@pytest.mark.parametrize("size", [8, 3], ids=["fused", "autograd-small-map"])
-def test_gates_pass_gradcheck_with_a_residual(size: int) -> None:
+@pytest.mark.parametrize("size", [8, 3])
+def test_gates_pass_gradcheck(size: int) -> None:
     torch.manual_seed(0)
     for block in (SqueezeExcite(4).double(), CBAM(4, pool_types=CBAM_POOL_TYPES).double()):
         x = torch.randn(2, 4, size, size, dtype=torch.float64, requires_grad=True)
-        r = torch.randn(2, 4, size, size, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(block, (x, r))
+        assert torch.autograd.gradcheck(block, (x,))
 
 
 def test_gates_run_under_autocast() -> None:
-    # The CUDA path trains under autocast; bfloat16 on CPU exercises the same dtype handling
-    # (8 x 8 maps: through the fused Function).
+    # The CUDA path trains under autocast; bfloat16 on CPU exercises the same dtype handling.
     torch.manual_seed(0)
-    block = CBAM(16)
-    x = torch.randn(2, 16, 8, 8, requires_grad=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = block(x.to(torch.bfloat16), torch.randn(2, 16, 8, 8))
-    out.float().sum().backward()
-    assert x.grad is not None and x.grad.dtype == torch.float32 and torch.isfinite(x.grad).all()
-    # Under CUDA autocast a float16 map may meet a float32 gradient (a float32 residual).
-    low, grad = torch.randn(2, 16, 8, 8).bfloat16(), torch.randn(2, 16, 8, 8)
-    for over in (gating.SPACE, gating.CHANNELS):
-        expected = (grad * low.float()).sum(pooling.DIMS[over], keepdim=True)
-        torch.testing.assert_close(pooling.product_sum(grad, low, over), expected)
+    for block in (SqueezeExcite(16), CBAM(16, pool_types=CBAM_POOL_TYPES)):
+        x = torch.randn(2, 16, 8, 8, requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = block(x.to(torch.bfloat16))
+        out.float().sum().backward()
+        assert x.grad is not None and x.grad.dtype == torch.float32
+        assert torch.isfinite(x.grad).all()
 
 
 # --- configuration and CLI -----------------------------------------------------------------------

@@ -10,12 +10,13 @@ import torch
 from torchvision.transforms import v2
 from typer.testing import CliRunner
 
-from classify import augment_spec
-from classify.augment_spec import AugmentSpec, parse_augment
-from classify.autoaugment import POLICIES, apply_policy
-from classify.mixing import MIXES, mix_batch, target_labels
+from classify import names
+from classify.classical.apply import augment_batch
+from classify.classical.crops import random_hflip, resized_crop
+from classify.classical.mixing import MIX_TRANSFORMS, mix_batch, target_labels
+from classify.classical.policies import POLICY_TRANSFORMS, apply_policy
+from classify.classical.spec import AugmentSpec, parse_augment
 from classify.training.config import TrainConfig
-from classify.transforms import augment_batch, random_hflip, resized_crop
 from core.errors import UserError
 
 
@@ -36,8 +37,8 @@ def _digest(images: torch.Tensor) -> str:
 
 
 def test_registries_match_the_torch_free_names() -> None:
-    assert tuple(POLICIES) == augment_spec.POLICIES
-    assert tuple(MIXES) == augment_spec.MIXES
+    assert tuple(POLICY_TRANSFORMS) == names.POLICIES
+    assert tuple(MIX_TRANSFORMS) == names.MIXES
 
 
 @pytest.mark.parametrize(
@@ -119,7 +120,7 @@ def test_resized_crop_draws_as_before() -> None:
 # --- per-sample policies ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("policy", list(POLICIES))
+@pytest.mark.parametrize("policy", list(POLICY_TRANSFORMS))
 @pytest.mark.parametrize("crop", ["pad-crop", "none"])
 def test_policy_keeps_shape_dtype_and_is_seeded(policy: str, crop: str) -> None:
     images, value = _batch(n=8), f"{crop},{policy}"
@@ -135,12 +136,12 @@ def test_policy_keeps_shape_dtype_and_is_seeded(policy: str, crop: str) -> None:
     assert torch.equal(torch.get_rng_state(), before)  # the global stream is left as it was
 
 
-@pytest.mark.parametrize("policy", list(POLICIES))
+@pytest.mark.parametrize("policy", list(POLICY_TRANSFORMS))
 def test_each_sample_gets_its_own_ops(policy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Spy on the op torchvision applies: one draw per image, not one for the whole batch (which
     is what a v2 auto-augment transform does when given a batched tensor)."""
     calls: list[tuple[int, str, float]] = []
-    cls = type(POLICIES[policy]())
+    cls = type(POLICY_TRANSFORMS[policy]())
     apply = cls._apply_image_or_video_transform
 
     def spy(self: v2.Transform, image: torch.Tensor, op: str, magnitude: float, **kw: object):
@@ -155,7 +156,7 @@ def test_each_sample_gets_its_own_ops(policy: str, monkeypatch: pytest.MonkeyPat
     assert len({_digest(image) for image in out}) > 4  # identical inputs, different outputs
     calls.clear()
     torch.manual_seed(0)
-    whole = POLICIES[policy]()(same)
+    whole = POLICY_TRANSFORMS[policy]()(same)
     assert all(torch.equal(image, whole[0]) for image in whole)  # the pitfall being avoided
 
 
@@ -167,7 +168,7 @@ def _inputs(n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.arange(n) % 3
 
 
-@pytest.mark.parametrize("mix", list(MIXES))
+@pytest.mark.parametrize("mix", list(MIX_TRANSFORMS))
 def test_mix_targets_are_probabilities_and_seeded(mix: str) -> None:
     x, y = _inputs()
     before = torch.get_rng_state()
@@ -200,7 +201,7 @@ def test_cutmix_pastes_a_box_whose_area_is_the_label_weight() -> None:
         assert torch.allclose(own.float().mean((1, 2)), targets[torch.arange(6), y])
 
 
-@pytest.mark.parametrize("mix", list(MIXES))
+@pytest.mark.parametrize("mix", list(MIX_TRANSFORMS))
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_loss_takes_mixed_targets_with_label_smoothing(mix: str, smoothing: float) -> None:
     x, y = _inputs()

@@ -99,7 +99,7 @@ def test_invalid_choices_are_refused_by_click(args: list[str]) -> None:
 def test_choices_are_the_registries_keys() -> None:
     from classify import names
     from classify.models import MODEL_REGISTRY, model_names
-    from classify.models.gating import POOLINGS
+    from classify.models.cbam import POOLINGS
     from classify.models.vit import VIT_SIZES
     from cli import app
 

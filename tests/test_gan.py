@@ -212,7 +212,9 @@ def test_run_folder_contents_and_refusals(
     run = tmp_path / "g"
     config = json.loads((run / "config.json").read_text())
     assert config["gan"]["ngf"] == 8 and config["class_names"] == ["blue", "red"]
-    assert config["dataset"]["train_class_counts"] == {"blue": 24, "red": 24}
+    # the training part of the split only: 4 of each class's 24 images are held out for validation
+    assert config["dataset"]["train_class_counts"] == {"blue": 20, "red": 20}
+    assert config["dataset"]["split"]["held_out"] and (run / "split.json").is_file()
     best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
     assert best["format"] == "shoegan-gan/1" and _state_equal(best["G_ema"], last["G_ema"])
     with pytest.raises(UserError, match="exists"):
@@ -227,13 +229,15 @@ def test_run_folder_contents_and_refusals(
     assert not (colours / "runs").exists()
 
 
-def test_cli_gan_train(colours: Path, tmp_path: Path) -> None:
+def test_cli_gan_train(colours: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cli import app
+    from commands.configs import FEATURES_ENV
+
+    monkeypatch.setenv(FEATURES_ENV, "random-conv")  # the stand-in: no option offers it
 
     args = ["gan-train", "--data", str(colours), "--name", "c", "--runs-dir", str(tmp_path),
             "--preset", "quick", "--iterations", "3", "--eval-every", "2", "--batch-size", "8",
-            "--ngf", "8", "--ndf", "8", "--fid-samples", "6", "--feature-extractor", "random-conv",
-            "--device", "cpu"]  # fmt: skip
+            "--ngf", "8", "--ndf", "8", "--fid-samples", "6", "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(app, args)  # with progress bars
     assert result.exit_code == 0, result.output
     run = tmp_path / "c"

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from classify.training.config import TrainConfig
-from classify.training.recipe import Sizes, presentations
+from classify.training.synthetic_exposure import Sizes, presentations
 from core.errors import UserError
 from study.pipeline.arms import arm_config, arm_suffix, parse_arm, parse_arms
 from study.pipeline.recipes import GanRecipe, SyntheticImages, finetune_epochs, gan_config
@@ -236,7 +236,8 @@ def _run(name: str, cfg: TrainConfig, shown: dict[str, int], curve: list[float])
 
 
 def test_arm_rows_say_the_recipe_and_the_images_shown() -> None:
-    from study.pipeline.arm_report import arm_markdown, arm_training, budget_rule, recipe_rows
+    from study.pipeline.arm_report import arm_training, budget_rule
+    from study.report.arms import arm_markdown, recipe_rows
 
     arms = {"real": BASE, "real+gan": arm_config(BASE, IMAGES, "real+gan", "g"),
             "real+gan:mixed": arm_config(BASE, IMAGES, "real+gan:mixed", "m")}  # fmt: skip
@@ -260,15 +261,15 @@ def test_arm_rows_say_the_recipe_and_the_images_shown() -> None:
     assert "| real | real images only; augment pad-crop | 24,480 | 0 | 768 |" in markdown
 
 
-def test_a_finetune_runs_best_validation_is_its_real_only_phases() -> None:
+def test_a_finetune_runs_best_validation_is_over_all_its_epochs() -> None:
     """The budget rule and the verdict read the validation accuracy of the run's ``best.pt``,
-    which a finetune run always takes from its real-only phase, even when the main phase scored
-    higher (the number they read used to be the best over both phases)."""
+    chosen by one rule for every run: the best over all its epochs, a finetune run's main-phase
+    epochs among the candidates (study.pipeline.arm_report.EPOCH_RULE)."""
     from study.pipeline.arm_report import best_val
 
     main = [{"epoch": e, "val_acc": v, "phase": "main"} for e, v in ((1, 0.6), (2, 0.9))]
     tuned = [{"epoch": e, "val_acc": v, "phase": "finetune"} for e, v in ((3, 0.7), (4, 0.8))]
-    assert best_val(main + tuned) == 0.8
+    assert best_val(main + tuned) == 0.9
     assert best_val([{k: v for k, v in r.items() if k != "phase"} for r in main]) == 0.9
     assert best_val([{"epoch": 1, "val_acc": None}]) is None
 

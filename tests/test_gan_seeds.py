@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from study.gan_seeds import mean_std, summarize, summary_markdown
+from study.gan_seeds import seed_stat, summarize, summary_markdown
 
 pytestmark = pytest.mark.usefixtures("private_cache")  # conftest.py
 
@@ -24,32 +24,37 @@ def _record(seed: int, fid: float, floor: float, recall: float) -> dict:
             "cas": None}  # fmt: skip
 
 
-def test_mean_std_is_the_sample_std_and_skips_missing() -> None:
-    stat = mean_std([1.0, 2.0, None, 4.0])
+def test_seed_stat_is_the_sample_std_and_skips_missing() -> None:
+    stat = seed_stat([1.0, 2.0, None, 4.0])
     assert stat["n"] == 3 and stat["mean"] == pytest.approx(7 / 3)
-    assert stat["std"] == pytest.approx(float(np.std([1.0, 2.0, 4.0], ddof=1)))
-    assert mean_std([3.0])["std"] is None and mean_std([None])["mean"] is None
+    assert stat["std"] == pytest.approx((7 / 3) ** 0.5)  # squares 16/9 + 1/9 + 25/9, over n - 1
+    assert seed_stat([3.0])["std"] is None and seed_stat([None])["mean"] is None
 
 
 def test_summary_over_seeds() -> None:
     summary = summarize([_record(0, 100.0, 50.0, 0.1), _record(1, 140.0, 50.0, 0.3)])
     fid = summary["metrics"]["a"]["fid"]
-    assert fid["mean"] == 120.0 and fid["std"] == pytest.approx(np.std([100, 140], ddof=1))
+    assert fid["mean"] == 120.0 and fid["std"] == pytest.approx(800**0.5)  # (20^2 + 20^2) / 1
     assert summary["metrics"]["overall"]["fid_floor_ratio"]["mean"] == pytest.approx(2.4)
     assert summary["train_seconds"]["mean"] == 10.5 and summary["cas"]["n"] == 0
     text = summary_markdown(summary)
     assert "120.0 ± 28.3" in text and "2.40 ± 0.57" in text and "CAS" not in text
 
 
-def test_cli_gan_train_seeds(make_dataset: Callable[..., Path], tmp_path: Path) -> None:
+def test_cli_gan_train_seeds(
+    make_dataset: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cli import app
+    from commands.configs import FEATURES_ENV
+
+    monkeypatch.setenv(FEATURES_ENV, "random-conv")  # the stand-in: no option offers it
 
     data = make_dataset(tmp_path / "data", "colours", train_per_class=10, test_per_class=6)
     runs, synthetic = tmp_path / "runs", tmp_path / "synthetic"
     args = ["gan-train", "--data", str(data), "--name", "g", "--runs-dir", str(runs),
             "--iterations", "3", "--eval-every", "3", "--batch-size", "8", "--ngf", "8",
             "--ndf", "8", "--z-size", "16", "--embed-dim", "8", "--fid-samples", "0",
-            "--feature-extractor", "random-conv", "--device", "cpu", "--seeds", "2",
+            "--device", "cpu", "--seeds", "2",
             "--seed", "5", "--score-per-class", "6", "--synthetic-dir", str(synthetic),
             "--preset", "quick", "--cas-model", "resnet50", "--no-progress"]  # fmt: skip
     result = CliRunner().invoke(app, args)

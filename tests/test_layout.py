@@ -24,8 +24,8 @@ AUGMENT_MAY_USE = {"classify.checkpoint"}
 MAX_LINES = 320  # "no library file over ~300 lines"
 
 
-def modules(*packages: str, suffix: str = ".py") -> list[Path]:
-    return sorted(p for pkg in packages for p in (ROOT / pkg).rglob(f"*{suffix}"))
+def modules(*packages: str) -> list[Path]:
+    return sorted(p for pkg in packages for p in (ROOT / pkg).rglob("*.py"))
 
 
 def imported(path: Path) -> set[str]:
@@ -107,19 +107,98 @@ def test_an_installed_toolkit_has_every_package() -> None:
             assert any(fnmatch.fnmatch(name, pattern) for pattern in include), name
 
 
-def test_an_installed_toolkit_has_its_c_sources() -> None:
-    """Every C source a library package compiles at run time is package data (``pip install .``
-    copies only .py files otherwise, and the gates would fall back to the slower PyTorch path)."""
-    import fnmatch
-    import re
+# --- import cycles between modules --------------------------------------------------------------
 
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    section = text.split("[tool.setuptools.package-data]", 1)
-    assert len(section) == 2, "pyproject.toml has no [tool.setuptools.package-data]"
-    data = dict(re.findall(r'^"([^"]+)" = \[([^\]]*)\]', section[1], re.M))
-    sources = modules(*LIBRARY, suffix=".c")
-    assert sources, "no C sources found: is the layout test looking in the right place?"
-    for source in sources:
-        package = ".".join(source.parent.relative_to(ROOT).parts)
-        patterns = re.findall(r'"([^"]+)"', data.get(package, ""))
-        assert any(fnmatch.fnmatch(source.name, p) for p in patterns), source
+
+def project_modules() -> list[Path]:
+    """Every module of the project: the library packages, commands/ and cli.py."""
+    return [*modules(*LIBRARY, "commands"), ROOT / "cli.py"]
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(paths: list[Path], root: Path = ROOT) -> dict[str, set[str]]:
+    """Module -> the modules among ``paths`` it imports, at module level or inside functions
+    (``from pkg import name`` counts ``pkg.name`` when that is a module; relative imports are
+    resolved). A parent package's ``__init__`` is an edge only where it is named."""
+    names = {module_name(p, root): p for p in paths}
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    head = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*head, *([base] if base else [])])
+                targets.add(base)
+                targets.update(f"{base}.{alias.name}" for alias in node.names)
+        graph[name] = {t for t in targets if t in names and t != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of ``graph``: its strongly connected components of two or more modules (Tarjan
+    1972), each sorted, in sorted order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """Arrows point one way between modules too (shared/DESIGN.md), function-local imports
+    included: a cycle hidden inside a function is still a cycle a reader has to untangle."""
+    graph = import_graph(project_modules())
+    assert len(graph) > 100 and "study.pipeline.arms" in graph["study.pipeline.steps"]
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_hidden_cycle(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.b import helper\n")
+    (package / "b.py").write_text("def helper():\n    from pkg import a  # the hidden arrow back\n")
+    (package / "c.py").write_text("from . import a\n")  # into the cycle, not part of it
+    graph = import_graph(sorted(package.glob("*.py")), tmp_path)
+    assert graph == {
+        "pkg": set(),
+        "pkg.a": {"pkg.b"},
+        "pkg.b": {"pkg", "pkg.a"},
+        "pkg.c": {"pkg", "pkg.a"},
+    }
+    assert import_cycles(graph) == [["pkg.a", "pkg.b"]]
+    made = {"x": {"y"}, "y": {"z"}, "z": {"x"}, "w": {"x"}, "u": {"v"}, "v": {"u"}}
+    assert import_cycles(made) == [["u", "v"], ["x", "y", "z"]]
+    assert import_cycles({"x": {"y"}, "y": set()}) == []

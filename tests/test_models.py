@@ -12,9 +12,9 @@ from torch import nn
 from typer.testing import CliRunner
 
 from classify.models import MODEL_REGISTRY, RESNET_MODELS, ModelConfig, build_model, model_names
-from classify.models.attention import CBAM, ChannelGate, SqueezeExcite
-from classify.models.gating import CHANNELS, SPACE, pool
+from classify.models.cbam import CBAM, CHANNELS, SPACE, ChannelGate, pool
 from classify.models.profile import count_parameters, forward_gflops
+from classify.models.se import SqueezeExcite
 from classify.names import CBAM_POOL_TYPES
 from core.errors import UserError
 
@@ -165,14 +165,18 @@ def _naive_pool(x: torch.Tensor, kind: str, dims: tuple[int, ...]) -> torch.Tens
 
 
 def _naive_cbam(block: CBAM, x: torch.Tensor) -> torch.Tensor:
-    """CBAM written with mean/amax, as in the paper: the reference for our cheaper poolings."""
+    """CBAM written with mean/amax, as in the paper (Woo et al. eq. 1-3)."""
     channel, spatial = block.channel_gate, block.spatial_gate
-    y = x * channel.gate([_naive_pool(x, p, (2, 3)) for p in channel.pool_types])
-    return y * spatial.gate([_naive_pool(y, "max", (1,)), _naive_pool(y, "avg", (1,))])
+    assert spatial is not None
+    logits = sum(channel.mlp(_naive_pool(x, p, (2, 3)).flatten(1)) for p in channel.pool_types)
+    y = x * torch.sigmoid(logits)[:, :, None, None]
+    pooled = torch.cat([_naive_pool(y, "max", (1,)), _naive_pool(y, "avg", (1,))], dim=1)
+    return y * torch.sigmoid(spatial.bn(spatial.conv(pooled)))
 
 
 def _naive_se(block: SqueezeExcite, x: torch.Tensor) -> torch.Tensor:
-    return x * block.gate([_naive_pool(x, "avg", (2, 3))])
+    z = _naive_pool(x, "avg", (2, 3)).flatten(1)
+    return x * torch.sigmoid(block.fc2(torch.relu(block.fc1(z))))[:, :, None, None]
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

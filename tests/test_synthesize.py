@@ -203,6 +203,7 @@ class FakeClassifier:
 
     def __init__(self, limits: list[int], class_names: list[str]) -> None:
         self.limits, self.class_names, self.image_size = limits, class_names, 32
+        self.run_dir = Path("stand-in")  # records no split: the manifest then records none
         self.seen = 0
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
@@ -257,6 +258,7 @@ class BrightnessClassifier:
 
     def __init__(self, class_names: list[str]) -> None:
         self.class_names, self.image_size = class_names, 32
+        self.run_dir = Path("stand-in")
 
     def predict_proba(self, images: torch.Tensor) -> torch.Tensor:
         brightness = images.float().mean(dim=(1, 2, 3)) / 255
@@ -300,12 +302,17 @@ def test_oversample_keeps_the_most_confident_of_k_times_the_draws(
         synthesize(_cfg(trained, tmp_path / "bad", oversample=2), progress=False)
 
 
-def test_cli_synthesize(trained: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_synthesize(
+    trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cli import app
+    from commands.configs import FEATURES_ENV
+
+    monkeypatch.setenv(FEATURES_ENV, "random-conv")  # the stand-in: no option offers it
 
     out = tmp_path / "cli"
     args = ["synthesize", "--gan", "pc", "--per-class", "3", "--out", str(out), "--runs-dir",
-            str(trained["runs"]), "--device", "cpu", "--feature-extractor", "random-conv"]  # fmt: skip
+            str(trained["runs"]), "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "real-vs-real" in result.output and "precision/recall/density/coverage" in result.output

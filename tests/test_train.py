@@ -13,11 +13,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from classify.classical.apply import augment_batch
+from classify.classical.crops import CROP_TRANSFORMS, pad_crop, resized_crop_params
 from classify.models import ModelConfig, build_model
-from classify.training.config import AUGMENTS, OPTIMIZERS, SCHEDULERS, TrainConfig
+from classify.names import CROPS, OPTIMIZERS, SCHEDULERS
+from classify.training.config import TrainConfig
 from classify.training.engine import TrainCallback
-from classify.training.optim import OPTIMIZERS as OPTIMIZER_REGISTRY
 from classify.training.optim import (
+    OPTIMIZER_BUILDERS,
     SCHEDULES,
     apply_schedule,
     build_optimizer,
@@ -26,7 +29,6 @@ from classify.training.optim import (
     onecycle_factor,
 )
 from classify.training.trainer import TrainInterrupted, train
-from classify.transforms import AUGMENTATIONS, augment_batch, pad_crop, resized_crop_params
 from core.errors import UserError
 from core.interrupts import InterruptGuard
 from core.io import load_checkpoint, read_json, read_jsonl, save_checkpoint
@@ -42,7 +44,7 @@ def _batch(n: int = 6, size: int = 32, seed: int = 0) -> torch.Tensor:
     return torch.randint(1, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
 
 
-@pytest.mark.parametrize("policy", list(AUGMENTATIONS))
+@pytest.mark.parametrize("policy", list(CROP_TRANSFORMS))
 @pytest.mark.parametrize("hflip", [True, False])
 def test_augmentation_keeps_shape_dtype_and_is_deterministic(policy: str, hflip: bool) -> None:
     images = _batch()
@@ -93,8 +95,8 @@ def test_resized_crop_stays_inside_the_image() -> None:
 
 
 def test_registries_match_config_choices() -> None:
-    assert tuple(AUGMENTATIONS) == AUGMENTS
-    assert tuple(OPTIMIZER_REGISTRY) == OPTIMIZERS
+    assert tuple(CROP_TRANSFORMS) == CROPS
+    assert tuple(OPTIMIZER_BUILDERS) == OPTIMIZERS
     assert tuple(SCHEDULES) == SCHEDULERS
 
 
@@ -234,7 +236,7 @@ def _assert_same_weights(a: Path, b: Path) -> None:
 
 def test_run_folder_contents(shapes: Path, reference: Path) -> None:
     assert sorted(p.name for p in reference.iterdir()) == [
-        "best.pt", "config.json", "history.jsonl", "last.pt"
+        "best.pt", "config.json", "history.jsonl", "last.pt", "split.json"
     ]  # fmt: skip
     config = read_json(reference / "config.json")
     assert {"train", "model", "class_names", "dataset", "synthetic", "versions", "created"} <= set(
@@ -243,6 +245,8 @@ def test_run_folder_contents(shapes: Path, reference: Path) -> None:
     assert config["class_names"] == ["circle", "square", "triangle"]
     assert config["dataset"]["n_train"] + config["dataset"]["n_val"] == 36
     assert config["dataset"]["n_val"] == 6 and config["synthetic"] is None
+    assert config["dataset"]["split"] == {"seed": 0, "val_fraction": 0.15, "held_out": True,
+                                          "n_trained_on": 30}  # fmt: skip
     assert TrainConfig.from_dict(config["train"]) == _cfg(shapes, reference.parent, "ref")
 
     history = read_jsonl(reference / "history.jsonl")

@@ -2,8 +2,9 @@
 
 An extractor is any callable mapping uint8 B x 3 x H x W images to float B x D features, with a
 ``name`` (it keys the feature cache, so it must change whenever the features would) and a ``dim``.
-The registry maps the names the CLI accepts to builders; tests and smoke runs pick the tiny
-``random-conv`` stand-in, real scoring the default ``inception-v3-compat``.
+The registry maps names to builders: real scoring uses the default ``inception-v3-compat``;
+tests and smoke runs pick the tiny ``random-conv`` stand-in through a config's
+``feature_extractor`` field. Its numbers are not FID, so no command offers it as an option.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def build_extractor(
 ) -> Extractor:
     """The standard FID InceptionV3 by default; ``name`` picks another registered extractor."""
     if name not in EXTRACTORS:
-        raise UserError(f"--feature-extractor {name!r}: choose one of {', '.join(EXTRACTORS)}")
+        raise UserError(f"feature extractor {name!r}: choose one of {', '.join(EXTRACTORS)}")
     if device is None:
         device = resolve_device("auto")
     elif isinstance(device, str):

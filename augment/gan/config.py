@@ -21,6 +21,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.presets import Presets
+from core.split import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 
 IMAGE_SIZES = (32, 64, 128)  # augment.gan.models.IMAGE_SIZES
 LOSS_NAMES = ("hinge", "bce")  # keys of augment.gan.losses.LOSSES
@@ -81,6 +82,11 @@ class GanConfig:
     grid_columns: int = 10
     log_every: int = 50
     seed: int = 0
+    # The study's validation split (core.split), held out so that what chooses was never learned
+    # from: the same split seed and fraction as the classifiers that will train on its images.
+    split_seed: int = DEFAULT_SPLIT_SEED
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    use_all_train: bool = False  # learn from every train/ image (recorded; `cli train` warns)
     device: str = "auto"
     workers: int = 0
     resize_mode: str = "crop"
@@ -119,6 +125,11 @@ class GanConfig:
                 "drop --per-class-models or use concat",
             ),
             (self.iterations >= 0, f"--iterations {self.iterations}: must be >= 0"),
+            (self.split_seed >= 0, f"--split-seed {self.split_seed}: must be >= 0"),
+            (
+                0.0 <= self.val_fraction < 1.0,
+                f"--val-fraction {self.val_fraction}: must be in [0, 1)",
+            ),
             (self.batch_size >= 2, f"--batch-size {self.batch_size}: must be >= 2 (BatchNorm)"),
             (0.0 <= self.ema_decay < 1.0, f"--ema-decay {self.ema_decay}: must be in [0, 1)"),
             (

@@ -42,8 +42,7 @@ from augment.sampling import CHECKPOINT_FORMAT, sample_grid, sampler
 from core.data import ImageTensors
 from core.ddp import data_parallel
 from core.device import make_grad_scaler
-from core.distributed import is_active, is_main, rank, world_size
-from core.errors import UserError
+from core.distributed import is_active, is_main, rank, refuse, world_size
 from core.progress import GanDisplay
 from core.ranks import AgreedStop, all_sum, gather_objects, make_guard, rank_generator
 from core.rundir import CONFIG_KEY, RunDir, images_sha256, now, versions
@@ -233,8 +232,10 @@ class GanTrainer:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Continue from checkpoint ``state``: refuse other training images first (every rank
+        alike, printed once), then load every state; writes nothing."""
         if state["data_sha256"] != self.data_sha256:
-            raise UserError(
+            refuse(
                 f"{self.run.last}: the training images differ from the ones this run "
                 "started with; resume with the same --data, or start a new --name"
             )

@@ -1,11 +1,13 @@
 """GAN training: ``train_gan(GanConfig) -> GanResult``, the library behind ``cli gan-train``.
 
-Only the training split is read. The run folder goes through the lifecycle of :mod:`core.rundir`
+Only the training part of the study's split is read (:mod:`core.split`; all of ``train/`` with
+``--use-all-train``), and ``split.json`` records which images that was. The run folder goes through the lifecycle of :mod:`core.rundir`
 (refusals before any data is read, creation once it has loaded, history truncation and config
 stamps on resume); the models, one iteration and the evaluations are :mod:`augment.gan.engine`.
 On the CPU a run stopped at iteration k and resumed ends with the same weights as an
-uninterrupted one. Ctrl-C finishes the current iteration, writes ``last.pt`` and raises
-:class:`GanInterrupted`.
+uninterrupted one. Ctrl-C (or SIGTERM, :mod:`core.interrupts`) finishes the current iteration,
+writes ``last.pt`` and raises :class:`GanInterrupted`. A refused ``--resume`` (other training
+images) writes nothing: the run folder is left byte for byte as it was.
 
 Under torchrun with several processes every rank calls ``train_gan``, as for the classifier
 (:mod:`classify.training.trainer`): rank 0 opens the folder, takes its lock and shares the
@@ -41,12 +43,14 @@ from core.progress import GanDisplay
 from core.ranks import AgreedStop, barrier
 from core.resume import join_and_open, open_run
 from core.rundir import RunDir, stop_notice
+from core.split import SPLIT_FILE, SplitRecord, split_train
 
 COMMAND = "gan-train"  # the CLI command an interrupted run is resumed with
 
 
 class GanInterrupted(RunInterrupted):
-    """Training stopped (Ctrl-C or ``stop_after``); ``message`` says what was saved and how to resume."""
+    """Training stopped (Ctrl-C, SIGTERM or ``stop_after``); ``message`` says what was saved and
+    how to resume."""
 
 
 @dataclass
@@ -87,18 +91,20 @@ def train_gan(
         with peer_errors(f"the run stopped; continue with `{run.resume_command(COMMAND)}`"):
             device = device or setup_device(cfg.device, cudnn_benchmark=True)  # fixed shapes
             display = GanDisplay(progress)
-            data, root = _load(cfg, display)
+            data, split, root = _load(cfg, display)
             run.begin(resume=resume, overwrite=overwrite, dataset_root=root)
             trainer = GanTrainer(cfg, data, device, run, extractor, sync_bn=dist.sync_bn)
             same_on_every_rank(trainer.data_sha256, "decoded training images")
+            if state is not None:  # its refusals come before anything is written
+                trainer.restore(state)
+                run.truncate_history(trainer.iteration, key="iteration")
             content = run_config_json(cfg, data, trainer.data_sha256)
+            content["dataset"]["split"] = split.summary()
+            run.write_file(SPLIT_FILE, split.to_bytes())
             run.write_config(
                 {**content, **distributed_summary(cfg.batch_size, dist)}, resume=resume
             )
-            if state is not None:
-                trainer.restore(state)
-                run.truncate_history(trainer.iteration, key="iteration")
-            else:  # from the first moment on, an interrupted run can be resumed
+            if state is None:  # from the first moment on, an interrupted run can be resumed
                 run.save(trainer.checkpoint(), "last")
             _loop(trainer, display, stop_after, on_iteration)
             barrier()  # every rank returns once rank 0's files are complete
@@ -131,15 +137,20 @@ def _open(
     return run, state, cfg
 
 
-def _load(cfg: GanConfig, display: GanDisplay) -> tuple[ImageTensors, Path]:
-    """The decoded training split (every rank decodes it) and the dataset's root."""
+def _load(cfg: GanConfig, display: GanDisplay) -> tuple[ImageTensors, SplitRecord, Path]:
+    """The training part of the study's split (every rank decodes it; all of ``train/`` with
+    ``--use-all-train``), the record of what it is, and the dataset's root."""
     index = scan_dataset(Path(cfg.data))
     with display:
-        data = load_samples(index.train, index.class_names, cfg.image_size,
+        full = load_samples(index.train, index.class_names, cfg.image_size,
                             resize_mode=cfg.resize_mode, workers=cfg.workers, strict=cfg.strict,
                             progress=display.task("decode train", len(index.train)))  # fmt: skip
-    warn_skipped(data)
-    return data, index.root
+    warn_skipped(full)
+    if cfg.use_all_train:
+        return full, SplitRecord.of(full, seed=None, val_fraction=0.0, held_out=False), index.root
+    data, _ = split_train(full, cfg.split_seed, cfg.val_fraction)
+    record = SplitRecord.of(data, seed=cfg.split_seed, val_fraction=cfg.val_fraction)
+    return data, record, index.root
 
 
 def _loop(

@@ -1,21 +1,17 @@
 """Training configuration: one frozen dataclass, whose defaults are also the CLI's defaults, and
-its checks (:meth:`TrainConfig.validate`). The name tuples here are the registries' keys (the tests
-check they agree), so this module and ``--help`` need no torch."""
+its checks (:meth:`TrainConfig.validate`) against the names of :mod:`classify.names`, so this module
+and ``--help`` need no torch."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from classify.augment_spec import CROPS, parse_augment
+from classify.classical.spec import parse_augment
+from classify.names import OPTIMIZERS, SCHEDULERS, SYNTHETIC_BN, SYNTHETIC_LABELS, TRAIN_ON
 from core.errors import UserError
+from core.split import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULERS = ("cosine", "onecycle", "none")
-AUGMENTS = CROPS  # classify.transforms.AUGMENTATIONS; --augment may add a policy and a mix
-TRAIN_ON = ("real", "synthetic")
-SYNTHETIC_LABELS = ("hard", "teacher")  # classify.training.teacher: soft targets of a real run
-SYNTHETIC_BN = ("shared", "separate")  # classify.models.dual_bn: AdvProp's auxiliary BatchNorm
 FINETUNE_LR_FACTOR = 0.01  # --finetune-lr default: this times the base learning rate
 # Per optimizer: its peak learning rate and weight decay when --lr / --weight-decay are not given.
 # AdamW is the default: from scratch on a few hundred images per class it beat SGD (lr 0.1) on two
@@ -49,9 +45,10 @@ class TrainConfig:
     vit_depth: int = 0  # ViT only: 0 = the named size's (vit-tiny 6, vit-small 8)
     vit_heads: int = 0  # ViT only: 0 = the named size's (vit-tiny 3, vit-small 6)
     resize_mode: str = "crop"
-    augment: str = "pad-crop"  # crop[,policy][,mix]: see classify.augment_spec
+    augment: str = "pad-crop"  # crop[,policy][,mix]: see classify.classical.spec
     hflip: bool = True
-    val_fraction: float = 0.15
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    split_seed: int = DEFAULT_SPLIT_SEED  # the validation split's seed (core.split), not --seed's
     seed: int = 0
     device: str = "auto"
     workers: int = 0
@@ -63,7 +60,7 @@ class TrainConfig:
     )
     epoch_size: int | None = None  # images drawn per epoch; None: the whole training set. An
     # augmented run sets it to the real set's size to take as many optimizer steps as its baseline.
-    # Recipes for the synthetic images (classify.training.recipe):
+    # How the synthetic images are trained on (classify.training.synthetic_exposure):
     synthetic_batch: int = 0  # 0: mixed batches; B > 0: a full real batch + B synthetic per step
     synthetic_weight: float = 1.0  # weight of the synthetic images' loss
     synthetic_labels: str = "hard"  # hard: the GAN's class; teacher: a real run's soft targets
@@ -147,6 +144,7 @@ class TrainConfig:
                 f"--val-fraction {self.val_fraction}: must be in [0, 1)",
             ),
             (self.seed >= 0, f"--seed {self.seed}: must be >= 0"),
+            (self.split_seed >= 0, f"--split-seed {self.split_seed}: must be >= 0"),
             (self.workers >= 0, f"--workers {self.workers}: must be >= 0"),
             (self.width > 0, f"--width {self.width}: must be > 0 (e.g. 0.25 or 1.0)"),
             (self.image_size >= 8, f"--image-size {self.image_size}: use at least 8 px"),

@@ -2,9 +2,9 @@
 
 Each epoch draws its batch order and augmentation from one generator seeded by (seed, epoch)
 (:mod:`classify.training.batches`), augments uint8 batches on the training device
-(:mod:`classify.transforms`), mixes the model inputs when ``--augment`` names mixup or CutMix
-(:mod:`classify.mixing`: the loss then takes soft targets, and training accuracy counts the
-dominant label), and steps the optimizer and the per-batch schedule
+(:mod:`classify.classical`), mixes the model inputs when ``--augment`` names mixup or CutMix
+(:mod:`classify.classical.mixing`: the loss then takes soft targets, and training accuracy counts
+the dominant label), and steps the optimizer and the per-batch schedule
 (:mod:`classify.training.optim`), under autocast with a gradient scaler on CUDA. After every epoch
 the validation set is scored in eval mode (no RNG use), a line goes to ``history.jsonl``, and
 ``last.pt`` (and ``best.pt`` when validation accuracy improved) are written. Every optimizer step
@@ -18,10 +18,11 @@ so DDP's gradient average is the gradient of the global batch's mean loss, as in
 all-reduce per step sums the loss and accuracy counts and carries the Ctrl-C votes
 (:class:`core.ranks.AgreedStop`); validation is sharded by batch; rank 0 writes.
 
-The recipes for synthetic images (:mod:`classify.training.recipe`) plan each epoch's batches;
-the steps themselves are :mod:`classify.training.steps` (with ``--synthetic-batch``: both parts
-split by rank, each part's sum weighted by its global count), and the finetune epochs after
-``epochs`` train on the real images only at a constant learning rate, the schedule paused.
+The recipes for synthetic images (:mod:`classify.training.synthetic_exposure`) plan each epoch's
+batches; the steps themselves are :mod:`classify.training.optimizer_steps` (with
+``--synthetic-batch``: both parts split by rank, each part's sum weighted by its global count), and
+the finetune epochs after ``epochs`` train on the real images only at a constant learning rate, the
+schedule paused.
 """
 
 from __future__ import annotations
@@ -33,20 +34,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from classify.augment_spec import parse_augment
+from classify.classical.spec import parse_augment
 from classify.models import build_model
 from classify.models.dual_bn import add_auxiliary_batchnorm, load_split_state
 from classify.training.batches import num_batches
 from classify.training.config import TrainConfig
 from classify.training.optim import apply_schedule, build_optimizer, build_scheduler, current_lr
-from classify.training.recipe import (
-    FINETUNE,
-    MAIN,
-    EpochPlan,
-    Sizes,
-    check_sizes,
-    plan_epoch,
-)
+from classify.training.optimizer_steps import Steps
 from classify.training.run import (
     PartialEpoch,
     RunState,
@@ -55,7 +49,14 @@ from classify.training.run import (
     model_config_of,
     state_from_checkpoint,
 )
-from classify.training.steps import Steps
+from classify.training.synthetic_exposure import (
+    FINETUNE,
+    MAIN,
+    EpochPlan,
+    Sizes,
+    check_sizes,
+    plan_epoch,
+)
 from classify.training.teacher import soft_targets_of
 from classify.training.trainset import TrainingSet, evaluate
 from core.ddp import data_parallel
@@ -261,15 +262,12 @@ class Trainer(Steps):
             record["phase"] = FINETUNE if epoch > self.cfg.epochs else MAIN
         with self.guard.critical():
             state = self.state
-            # Best by validation accuracy, ties keep the earlier epoch; without a validation split
-            # the latest epoch counts as best. With --finetune-real-epochs the best is chosen
-            # within the finetune phase (its first epoch always replaces a main-phase best): the
-            # recipe's model is the fine-tuned one, and on a small validation split a tie would
-            # otherwise keep a main-phase epoch and silently drop the phase.
-            entering = self.cfg.finetune_real_epochs > 0 and epoch == self.cfg.epochs + 1
-            improved = (
-                state.best_epoch == 0 or val_acc is None or entering or val_acc > state.best_val_acc
-            )
+            # One rule for every run and every arm of a study: the best epoch by validation
+            # accuracy over all its epochs (ties keep the earlier epoch); without a validation
+            # split the latest epoch counts as best. With --finetune-real-epochs the candidates
+            # are the main and the finetune epochs alike, so a recipe with a finetune phase is
+            # chosen from the same kind of candidate set as one without.
+            improved = state.best_epoch == 0 or val_acc is None or val_acc > state.best_val_acc
             state.completed, state.val_acc, state.partial = epoch, val_acc, None
             if improved:
                 state.best_epoch, state.best_val_acc = (

@@ -48,7 +48,8 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
     ]
 
 
-OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig], Optimizer]] = {
+# The optimizers by --optimizer name (keys: classify.names.OPTIMIZERS).
+OPTIMIZER_BUILDERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig], Optimizer]] = {
     "sgd": lambda groups, cfg: SGD(
         groups, lr=cfg.learning_rate, momentum=cfg.momentum, nesterov=cfg.nesterov
     ),
@@ -58,7 +59,7 @@ OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]], TrainConfig], Optimizer]] 
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> Optimizer:
-    return OPTIMIZERS[cfg.optimizer](parameter_groups(model, cfg.decay), cfg)
+    return OPTIMIZER_BUILDERS[cfg.optimizer](parameter_groups(model, cfg.decay), cfg)
 
 
 def _cosine(start: float, end: float, fraction: float) -> float:
@@ -88,6 +89,7 @@ def constant_factor(step: int, total: int, warmup: int) -> float:
     return 1.0
 
 
+# The schedules by --scheduler name (keys: classify.names.SCHEDULERS).
 SCHEDULES: dict[str, Schedule] = {
     "cosine": cosine_factor,
     "onecycle": onecycle_factor,

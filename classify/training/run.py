@@ -168,7 +168,8 @@ def run_config_json(
     exposure: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The content of ``config.json`` (:meth:`core.rundir.RunDir.write_config` stamps it);
-    ``exposure``: the images shown over the schedule (:func:`classify.training.recipe.presentations`)."""
+    ``exposure``: the images shown over the schedule
+    (:func:`classify.training.synthetic_exposure.presentations`)."""
     return {
         "train": cfg.to_dict(),
         "model": model_cfg.to_dict(),

@@ -4,6 +4,7 @@ and test stay real only)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from classify.training.config import TrainConfig
 from core.data import ImageTensors, Sample, load_samples, scan_class_folders
 from core.errors import UserError
 from core.manifest import MANIFEST, Manifest, score_to_json, scores_to_json
+from core.split import describe_split, seen_validation
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,50 @@ def select_synthetic(
     return chosen
 
 
-def load_synthetic(cfg: TrainConfig, real: ImageTensors) -> tuple[ImageTensors, dict[str, Any]]:
+def check_split(synthetic: SyntheticSet, val: ImageTensors, cfg: TrainConfig) -> dict[str, Any]:
+    """Refuse a set whose generator (or filter) trained on any of this run's validation images,
+    compared by content (:func:`core.split.seen_validation`); warn loudly when it trained on every
+    ``train/`` image on purpose (``--use-all-train``) or recorded nothing. Returns what
+    config.json's "synthetic" says about it."""
+    record = synthetic.manifest.split if synthetic.manifest is not None else None
+    ours = describe_split(cfg.split_seed, cfg.val_fraction)
+    if record is None:
+        warnings.warn(
+            f"{synthetic.root}: its manifest records no split, so whether its generator saw this "
+            f"run's validation images cannot be checked; synthesize it again from a GAN trained "
+            f"with this version",
+            stacklevel=2,
+        )
+        return {"recorded": False, "validation_seen": None}
+    seen = seen_validation(record, val)
+    summary = {**record.summary(), "recorded": True, "validation_seen": len(seen)}
+    if not record.held_out:
+        warnings.warn(
+            f"{synthetic.root}: its generator trained on every train/ image (--use-all-train), "
+            f"{len(seen)} of this run's {len(val)} validation images included: validation "
+            f"accuracy now flatters the synthetic images and cannot choose fairly; train the GAN "
+            f"without --use-all-train for evidence you can trust",
+            stacklevel=2,
+        )
+    elif seen:
+        raise UserError(
+            f"--synthetic {synthetic.root}: its generator or filter trained on {len(seen)} of this "
+            f"run's {len(val)} validation images (e.g. {seen[0]}); the set's split: "
+            f"{record.describe()}, this run's: {ours}; train the GAN with the same --split-seed "
+            f"and --val-fraction"
+        )
+    return summary
+
+
+def load_synthetic(
+    cfg: TrainConfig, real: ImageTensors, val: ImageTensors
+) -> tuple[ImageTensors, dict[str, Any]]:
     """Decode the synthetic images ``cfg`` asks for (``cfg.synthetic``, ``cfg.synthetic_ratio``,
-    chosen with ``cfg.seed``, decoded as the real ones) and describe them for config.json."""
+    chosen with ``cfg.seed``, decoded as the real ones) and describe them for config.json; a set
+    whose makers saw ``val`` is refused (:func:`check_split`)."""
     ratio = cfg.synthetic_ratio
     synthetic = open_synthetic_set(cfg.synthetic, real.class_names)
+    split = check_split(synthetic, val, cfg)
     real_counts = dict(zip(real.class_names, real.class_counts(), strict=True))
     samples = select_synthetic(synthetic, real_counts, ratio, cfg.seed)
     if not samples:
@@ -95,6 +136,7 @@ def load_synthetic(cfg: TrainConfig, real: ImageTensors) -> tuple[ImageTensors, 
         "counts": dict(zip(real.class_names, tensors.class_counts(), strict=True)),
         "fid": score_to_json(fid.overall) if fid is not None else None,
         "fid_per_class": scores_to_json(fid.per_class) if fid is not None else None,
+        "split": split,
     }
     return tensors, info
 

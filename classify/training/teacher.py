@@ -20,7 +20,6 @@ same numbers, as inference is deterministic; their hash in the checkpoint tells 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +29,10 @@ from torch import Tensor
 from classify.training.batches import ordered_batches
 from classify.training.config import TrainConfig
 from classify.training.trainset import TrainingSet
+from core.data import ImageTensors
 from core.errors import UserError
 from core.ranks import map_sharded
+from core.split import check_learner, describe_split
 
 TEACHER_CHECKPOINT = "best"
 
@@ -55,6 +56,7 @@ def teacher_targets(
     images: Tensor,
     labels: Tensor,
     class_names: list[str],
+    val: ImageTensors,
     device: torch.device,
 ) -> TeacherTargets:
     """Load ``cfg.teacher`` and soften its logits on ``images`` (uint8, un-augmented) by
@@ -73,14 +75,9 @@ def teacher_targets(
             f"--teacher {cfg.teacher}: trained at {teacher.image_size} px, this run at "
             f"--image-size {cfg.image_size}; use a teacher of the same image size"
         )
-    taught = teacher.train_config
-    if (taught.seed, taught.val_fraction) != (cfg.seed, cfg.val_fraction):
-        warnings.warn(
-            f"--teacher {cfg.teacher}: its validation split (seed {taught.seed}, fraction "
-            f"{taught.val_fraction}) differs from this run's, so it may have trained on this "
-            "run's validation images",
-            stacklevel=2,
-        )
+    check_learner(
+        "--teacher", teacher.run_dir, val, describe_split(cfg.split_seed, cfg.val_fraction)
+    )
     batches = ordered_batches(len(images), cfg.batch_size)
     logits = map_sharded(batches, lambda idx: teacher.predict_logits(images[idx], len(idx)))
     probs = soften(torch.cat(logits), cfg.temperature)
@@ -112,5 +109,6 @@ def soft_targets_of(
         return None, None
     train, n_real = data.train, data.n_real
     names = train.class_names
-    teacher = teacher_targets(cfg, train.images[n_real:], train.labels[n_real:], names, device)
+    synthetic = train.images[n_real:], train.labels[n_real:]
+    teacher = teacher_targets(cfg, *synthetic, names, data.val, device)
     return soft_target_table(train.labels, n_real, teacher.probs, len(names)), teacher

@@ -6,7 +6,7 @@ validation; the test split is never read here. The run folder goes through the l
 truncation and config stamps on resume); the epochs themselves are
 :mod:`classify.training.engine`, the recipes for synthetic images (a synthetic batch on top of
 full real batches, loss weight, a teacher's soft targets, auxiliary BatchNorm, real-only finetune
-epochs after ``epochs``) :mod:`classify.training.recipe`.
+epochs after ``epochs``) :mod:`classify.training.synthetic_exposure`.
 CUDA runs under autocast with a gradient scaler and channels_last; the CPU runs fp32 on all its
 cores. See :mod:`classify.training.run` for what the folder and the checkpoints hold.
 
@@ -36,13 +36,13 @@ import torch
 from classify.models import ModelConfig
 from classify.training.config import TrainConfig
 from classify.training.engine import TrainCallback, Trainer
-from classify.training.recipe import check_ranks, presentations, recipe_summary
 from classify.training.run import (
     check_checkpoint,
     dataset_summary,
     reconcile,
     run_config_json,
 )
+from classify.training.synthetic_exposure import check_ranks, presentations, recipe_summary
 from classify.training.trainset import build_training_set
 from core.data import scan_dataset, warn_skipped
 from core.device import setup_device
@@ -59,6 +59,7 @@ from core.progress import TrainDisplay
 from core.ranks import barrier
 from core.resume import join_and_open, open_run
 from core.rundir import RunDir, stop_notice
+from core.split import SPLIT_FILE
 
 COMMAND = "train"  # the CLI command an interrupted run is resumed with
 
@@ -157,6 +158,8 @@ def _train(
     dataset = dataset_summary(
         index.root, data.train, data.val, data.real_train_counts, trainer.fingerprint
     )
+    dataset["split"] = data.split.summary()
+    run.write_file(SPLIT_FILE, data.split.to_bytes())
     synthetic = data.synthetic
     if synthetic is not None:
         teacher = trainer.teacher.info if trainer.teacher is not None else None

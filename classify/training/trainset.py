@@ -18,10 +18,11 @@ from torch import Tensor, nn
 
 from classify.training.batches import ordered_batches
 from classify.training.config import TrainConfig
-from core.data import DatasetIndex, ImageTensors, load_samples, stratified_split, to_model_input
+from core.data import DatasetIndex, ImageTensors, load_samples, to_model_input
 from core.device import autocast, memory_format
 from core.errors import UserError
 from core.ranks import map_sharded
+from core.split import SplitRecord, split_train
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrainingSet:
     train: ImageTensors
     val: ImageTensors
     real_train_counts: list[int]  # per class, before synthetic images were added
+    split: SplitRecord  # the real images trained on, under the study's split (split.json)
     synthetic: dict[str, Any] | None = None
     n_synthetic: int = 0  # the synthetic images at the end of ``train`` (all of it for CAS)
 
@@ -44,8 +46,9 @@ class TrainingSet:
 def build_training_set(
     cfg: TrainConfig, index: DatasetIndex, progress: Callable[[int], None] | None = None
 ) -> TrainingSet:
-    """Decode the training split, carve the seeded stratified validation split out of it, and
-    append the synthetic images of ``cfg.synthetic`` (if any) to the training part."""
+    """Decode the training split, carve the study's validation split out of it (seeded by
+    ``cfg.split_seed``, :func:`core.split.split_train`), and append the synthetic images of
+    ``cfg.synthetic`` (if any) to the training part."""
     full = load_samples(
         index.train,
         index.class_names,
@@ -55,22 +58,24 @@ def build_training_set(
         strict=cfg.strict,
         progress=progress,
     )
-    train_idx, val_idx = stratified_split(full.labels, cfg.val_fraction, cfg.seed)
-    train, val = full.subset(train_idx), full.subset(val_idx)
-    train.skipped = full.skipped
+    train, val = split_train(full, cfg.split_seed, cfg.val_fraction)
     if len(train) < 2:
         raise UserError(f"{index.root / 'train'}: {len(train)} training image(s); need at least 2")
     real_counts = train.class_counts()
+    split = SplitRecord.of(train, seed=cfg.split_seed, val_fraction=cfg.val_fraction)
     synthetic, n_synthetic = None, 0
     if cfg.synthetic is not None:
         from classify.training.synthetic import concat, load_synthetic
 
-        extra, synthetic = load_synthetic(cfg, train)
-        train = extra if cfg.train_on == "synthetic" else concat(train, extra)
+        extra, synthetic = load_synthetic(cfg, train, val)
+        if cfg.train_on == "synthetic":  # CAS: no real image is learned from
+            train, split = extra, SplitRecord(cfg.split_seed, cfg.val_fraction, True)
+        else:
+            train = concat(train, extra)
         n_synthetic = len(extra)
     elif cfg.train_on == "synthetic":
         raise UserError("--train-on synthetic needs --synthetic DIR (a `cli synthesize` folder)")
-    return TrainingSet(train, val, real_counts, synthetic, n_synthetic)
+    return TrainingSet(train, val, real_counts, split, synthetic, n_synthetic)
 
 
 @torch.inference_mode()

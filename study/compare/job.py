@@ -22,6 +22,7 @@ from study.compare.runs import (
     default_out,
     ensure_evaluated,
     load_run,
+    pair_by_seed,
 )
 from study.compare.synthetic import SyntheticEntry, read_synthetic
 
@@ -112,6 +113,10 @@ def run_compare(cfg: CompareConfig) -> tuple[dict[str, Any], Path]:
     evaluated = evaluate_if_needed([*dirs_a, *dirs_b], cfg.checkpoint, device)
     side_a = [load_run(d) for d in dirs_a]
     side_b = [load_run(d) for d in dirs_b]
+    # Seed order on both sides (A_s beside B_s): the pictures and tables of "the first pair" then
+    # show two runs of one seed; a seed on one side only is a UserError naming the runs.
+    matched = pair_by_seed(side_a, side_b)
+    side_a, side_b = [a for a, _ in matched], [b for _, b in matched]
     numbers = compare_runs(side_a, side_b, resamples=cfg.resamples, seed=cfg.seed)
     out = (
         Path(cfg.out)
@@ -127,7 +132,7 @@ def run_compare(cfg: CompareConfig) -> tuple[dict[str, Any], Path]:
         "format": "shoegan-compare/1",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": _settings(cfg, device),
-        "sides": {"A": [d.name for d in dirs_a], "B": [d.name for d in dirs_b]},
+        "sides": {"A": [r.name for r in side_a], "B": [r.name for r in side_b]},
         **numbers,
         "cam": cam,
         "synthetic": [s.to_dict() for s in synthetic],

@@ -1,13 +1,17 @@
 """The numbers of a comparison, from paired test predictions (pure: no file is read here).
 
 - per run: accuracy, macro-F1, per-class recall and the confusion matrix (from the predictions);
-- per pair (A_i, B_i): the accuracy delta with a paired bootstrap interval and McNemar's exact test
-  (:mod:`study.stats`), and per-class McNemar tests on each class's images with Holm's step-down
-  adjustment (Holm 1979), since one test per class multiplies the chances of a false alarm;
-- per side, with several seeds: mean and standard deviation over seeds, and of the paired deltas.
+- per pair (A_s, B_s), the runs of training seed s (:func:`study.compare.runs.pair_by_seed`, never
+  by position): the accuracy delta with a paired bootstrap interval and McNemar's exact test
+  (:mod:`study.stats`; test-set noise only), and per-class McNemar tests on each class's images with
+  Holm's step-down adjustment (Holm 1979), since one test per class multiplies false alarms;
+- per side, with several seeds: mean and standard deviation over seeds, and of the paired deltas;
+- over seeds (two pairs or more): the headline interval over seeds *and* test images
+  (:func:`study.stats.seed_interval`) beside the pooled test-only bootstrap.
 
-The headline verdict is the first pair's; the other pairs are reported beside it so a reader sees
-whether the direction holds across seeds.
+The headline verdict: one pair says whether these two trained models differ on this test set;
+with three seeds or more the verdict is about the method and follows the interval over seeds and
+test images; with two, the models' difference and the command that adds a seed.
 """
 
 from __future__ import annotations
@@ -19,12 +23,27 @@ import numpy as np
 
 from classify.evaluation.metrics import classification_summary, confusion_matrix
 from core.errors import UserError
-from study.compare.runs import RunResult, align, check_pairable, correct
-from study.stats import bootstrap_delta, mcnemar_exact, mean_std, verdict
+from study.compare.runs import RunResult, align, check_pairable, correct, pair_by_seed
+from study.stats import (
+    ALPHA,
+    CONFIDENCE,
+    MIN_SEEDS,
+    NOT_ESTABLISHED,
+    bootstrap_delta,
+    mcnemar_exact,
+    mean_std,
+    method_word,
+    pooled_bootstrap,
+    seed_interval,
+    seeds_verdict,
+    verdict,
+)
 
 SIDES = ("A", "B")
-CONFIDENCE = 0.95
-ALPHA = 0.05
+MORE_SEEDS = (
+    "train a third seed of each side and add it to both lists "
+    "(cli compare a_s0,a_s1,a_s2 b_s0,b_s1,b_s2)"
+)
 
 
 def run_numbers(run: RunResult) -> dict[str, Any]:
@@ -86,6 +105,8 @@ def pair_numbers(
     return {
         "a": a.name,
         "b": b.name,
+        "seed_a": a.seed,
+        "seed_b": b.seed,
         "n": int(ca.size),
         "accuracy_a": float(ca.mean()),
         "accuracy_b": float(cb.mean()),
@@ -150,18 +171,32 @@ def delta_numbers(pairs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def headline(numbers: dict[str, Any]) -> str:
-    """The verdict sentence: the first pair's, plus the seed picture when there are several pairs."""
-    pairs = numbers["pairs"]
-    text = pairs[0]["verdict"]
-    if len(pairs) > 1:
-        d = numbers["deltas"]
-        text += (
-            f" Over {d['n_pairs']} seed pairs the delta is {100 * d['delta_mean']:+.1f} ± "
-            f"{100 * d['delta_std']:.1f} points (mean ± sd); {d['significant_better']} pair(s) "
-            f"significantly better, {d['significant_worse']} significantly worse."
-        )
-    return text
+def over_seeds(pairs: Sequence[tuple[RunResult, RunResult]], *, resamples: int, seed: int) -> dict:
+    """Two pairs or more: the headline interval over seeds and test images, the pooled test-only
+    bootstrap, and the verdict word (``None`` below :data:`study.stats.MIN_SEEDS` seeds)."""
+    reference = pairs[0][0].predictions
+    a = np.stack([correct(align(reference, x.predictions)) for x, _ in pairs])
+    b = np.stack([correct(align(reference, y.predictions)) for _, y in pairs])
+    interval = seed_interval(a, b).to_dict()
+    word = method_word(interval, interval["p_value"]) if len(pairs) >= MIN_SEEDS else None
+    test_only = pooled_bootstrap(a, b, resamples=resamples, seed=seed)
+    return {"interval": interval, "test_only": test_only, "verdict": word}
+
+
+def headline(numbers: dict[str, Any]) -> tuple[str, str | None]:
+    """The verdict sentence and its direction (``better``, ``worse`` or None): one pair's about
+    those two models; over seeds the method's (three or more) or the models' (two)."""
+    pairs, seeds = numbers["pairs"], numbers.get("over_seeds")
+    if seeds is None:
+        first = pairs[0]
+        direction = "better" if first["bootstrap"]["delta"] > 0 else "worse"
+        return first["verdict"], direction if first["significant"] else None
+    text = seeds_verdict("B", "A", seeds=len(pairs), interval=seeds["interval"],
+                         test_only=seeds["test_only"], more_seeds=MORE_SEEDS)  # fmt: skip
+    if seeds["verdict"] is not None:
+        return text, None if seeds["verdict"] == NOT_ESTABLISHED else seeds["verdict"]
+    test = seeds["test_only"]
+    return text, "better" if test["low"] > 0 else ("worse" if test["high"] < 0 else None)
 
 
 def compare_runs(
@@ -171,18 +206,17 @@ def compare_runs(
     resamples: int = 10_000,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """All the numbers of a comparison (JSON-ready). Pairs are (A_i, B_i) for i up to the shorter
-    side; every run must share the first A run's test set and classes."""
+    """All the numbers of a comparison (JSON-ready). Pairs are the runs of the same training seed
+    (a seed missing from one side, or repeated, is a UserError naming the runs; two single runs
+    pair whatever their seeds); every run must share the first A run's test set and classes."""
     if not side_a or not side_b:
         raise UserError("each side needs at least one run")
     reference = side_a[0]
     for run in [*side_a[1:], *side_b]:
         check_pairable(reference, run)
     runs = {"A": [run_numbers(r) for r in side_a], "B": [run_numbers(r) for r in side_b]}
-    pairs = [
-        pair_numbers(a, b, resamples=resamples, seed=seed)
-        for a, b in zip(side_a, side_b, strict=False)
-    ]
+    matched = pair_by_seed(side_a, side_b)
+    pairs = [pair_numbers(a, b, resamples=resamples, seed=seed) for a, b in matched]
     numbers: dict[str, Any] = {
         "class_names": reference.class_names,
         "n_test": len(reference.predictions.files),
@@ -190,10 +224,13 @@ def compare_runs(
         "seeds": {side: seed_numbers(runs[side]) for side in SIDES},
         "pairs": pairs,
         "deltas": delta_numbers(pairs),
+        "over_seeds": over_seeds(matched, resamples=resamples, seed=seed)
+        if len(pairs) > 1
+        else None,
         "confidence": CONFIDENCE,
         "alpha": ALPHA,
         "resamples": resamples,
         "seed": seed,
     }
-    numbers["verdict"] = headline(numbers)
+    numbers["verdict"], numbers["direction"] = headline(numbers)
     return numbers

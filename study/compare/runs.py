@@ -81,6 +81,12 @@ class RunResult:
         entry = self.config.get("synthetic")
         return entry if isinstance(entry, dict) and entry else None
 
+    @property
+    def seed(self) -> int | None:
+        """The training seed (config.json's ``train.seed``); None when the run records none."""
+        seed = (self.config.get("train") or {}).get("seed")
+        return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
 
 def load_run(run_dir: Path) -> RunResult:
     """Read an evaluated run's metrics, predictions, config and history."""
@@ -129,6 +135,46 @@ def check_pairable(a: RunResult, b: RunResult) -> None:
                 f"{where}: {file} has true class {a.class_names[label]} in one run and "
                 f"{b.class_names[b_labels[file]]} in the other; re-evaluate both runs"
             )
+
+
+def _by_seed(runs: Sequence[RunResult], side: str) -> dict[int, RunResult]:
+    found: dict[int, RunResult] = {}
+    for run in runs:
+        if run.seed is None:
+            raise UserError(
+                f"{side}: run {run.name} records no training seed (config.json train.seed); runs "
+                "are paired by seed, so every run of a list needs one"
+            )
+        if run.seed in found:
+            raise UserError(
+                f"{side}: runs {found[run.seed].name} and {run.name} have the same training seed "
+                f"{run.seed}; each seed may appear once per side"
+            )
+        found[run.seed] = run
+    return found
+
+
+def pair_by_seed(
+    side_a: Sequence[RunResult], side_b: Sequence[RunResult], labels: tuple[str, str] = ("A", "B")
+) -> list[tuple[RunResult, RunResult]]:
+    """``(a, b)`` pairs of the same training seed, in seed order; a one-line UserError naming the
+    runs for a seed that is missing from one side, repeated, or not recorded. Two single runs are
+    paired whatever their seeds (a comparison of two trained models, not of seeds)."""
+    if len(side_a) == len(side_b) == 1:
+        return [(side_a[0], side_b[0])]
+    a, b = _by_seed(side_a, labels[0]), _by_seed(side_b, labels[1])
+    for (one, mine), (other, theirs) in (((labels[0], a), (labels[1], b)),
+                                         ((labels[1], b), (labels[0], a))):  # fmt: skip
+        lonely = [mine[s] for s in sorted(set(mine) - set(theirs))]
+        if lonely:
+            have = ", ".join(f"{r.name} (seed {s})" for s, r in sorted(theirs.items())) or "none"
+            raise UserError(
+                f"runs pair by training seed: {one} has "
+                + ", ".join(f"{r.name} (seed {r.seed})" for r in lonely)
+                + f" but {other} has no run of that seed (its runs: {have})"
+            )
+    seeds = sorted(a)
+    return list(zip([a[s] for s in seeds], [b[s] for s in seeds], strict=True))
 
 
 def align(reference: Predictions, other: Predictions) -> Predictions:

@@ -3,10 +3,11 @@ confusion matrix (summed over seeds) and Grad-CAM (Selvaraju et al. 2017) of the
 than ``real`` against ``real`` on the same test images, each map set scored for faithfulness (ROAD,
 Rong et al. 2022) as in the comparison report (:mod:`study.compare.cams`).
 
-"Best" is chosen as the verdict chooses (:func:`study.pipeline.arms.arm_verdict`): by mean
-validation accuracy over seeds, ties to the arm listed first; the test set never chooses. When
-``real`` itself is the best arm, the figure shows the runner-up, and says so, since real against
-itself explains nothing.
+"Best" is chosen as the verdict chooses, by the table itself (its ``cam_choice``,
+:func:`study.pipeline.arms.cam_choice`): by mean validation accuracy over seeds, ties to the arm
+listed first; the test set never chooses. When ``real`` itself is the best arm, the figure shows the
+runner-up, and says so, since real against itself explains nothing. This module reads the table as
+plain data and imports no other module of the pipeline (the arms table imports it).
 """
 
 from __future__ import annotations
@@ -42,28 +43,6 @@ def draw_arm_confusions(table: dict[str, Any], class_names: Sequence[str], out: 
     return CONFUSION_FILE
 
 
-def cam_arm(table: dict[str, Any]) -> tuple[str, str] | None:
-    """The arm whose Grad-CAM is set against real's, and why (None: no arm but real)."""
-    from study.pipeline.arms import REAL, mean_val
-
-    rows = table["arms"]
-    others = [arm for arm in rows if arm != REAL]
-    if not others:
-        return None
-    vals = {arm: mean_val(row) for arm, row in rows.items()}
-    if all(v is not None for v in vals.values()):
-        best = max(others, key=lambda arm: vals[arm])  # max keeps the first of equals
-        how = "validation accuracy"
-        real_best = all(vals[REAL] >= vals[arm] for arm in others)  # type: ignore[operator]
-    else:
-        best = max(others, key=lambda arm: rows[arm]["mean"])
-        how = "mean test accuracy (no validation split)"
-        real_best = all(rows[REAL]["mean"] >= rows[arm]["mean"] for arm in others)
-    if real_best:
-        return best, f"the best arm other than real by {how} (real itself is the best)"
-    return best, f"the best arm by {how}"
-
-
 def draw_arm_cams(
     table: dict[str, Any],
     runs: dict[str, Sequence[Any]],
@@ -74,26 +53,27 @@ def draw_arm_cams(
     method: str = "gradcam",
     seed: int = 0,
 ) -> dict[str, Any] | None:
-    """Grad-CAM of real's and :func:`cam_arm`'s first-seed runs on the same ``per_class`` seeded
-    test images per class: the figure (``CAM_FILE``) and its numbers for the table (None when
-    ``per_class`` is 0 or there is no other arm)."""
+    """Grad-CAM of the reference arm's (``real``) and the table's ``cam_choice``'s first-seed runs
+    on the same ``per_class`` seeded test images per class: the figure (``CAM_FILE``) and its
+    numbers for the table (None when ``per_class`` is 0 or there is no other arm)."""
     from classify.evaluation.figures import save_figure
     from study.compare.cams import cam_comparison, chosen_files, view_labels
-    from study.pipeline.arms import REAL
     from study.report.figures import cam_comparison_figure
 
-    chosen = cam_arm(table)
+    chosen, reference = table.get("cam_choice"), table["reference"]
     if per_class <= 0 or chosen is None:
         return None
-    arm, why = chosen
-    real, other = runs[REAL][0], runs[arm][0]
+    arm, why = chosen["arm"], chosen["why"]
+    real, other = runs[reference][0], runs[arm][0]
     files = [real.predictions.files[i] for i in chosen_files(real, per_class, seed)]
     result = cam_comparison([real, other], files, method=method, device=device, seed=seed)
-    labels = view_labels(result, [f"{REAL}: {real.name}", f"{arm}: {other.name}"])
+    labels = view_labels(result, [f"{reference}: {real.name}", f"{arm}: {other.name}"])
     save_figure(cam_comparison_figure(result.rows, labels), out / CAM_FILE)
     faithfulness = {
         name: {**entry, "run": run.name}
-        for name, entry, run in zip((REAL, arm), result.faithfulness, (real, other), strict=True)
+        for name, entry, run in zip(
+            (reference, arm), result.faithfulness, (real, other), strict=True
+        )
     }
     return {
         "figure": CAM_FILE,
@@ -103,18 +83,3 @@ def draw_arm_cams(
         "files": files,
         "faithfulness": faithfulness,
     }
-
-
-def cam_caption(cam: dict[str, Any]) -> str:
-    """The Grad-CAM figure's caption: which arm, why, and each side's faithfulness."""
-    scores = "; ".join(
-        f"{name} {entry['value']:+.3f}"
-        for name, entry in cam["faithfulness"].items()
-        if isinstance(entry.get("value"), (int, float))
-    )
-    return (
-        f"Class-activation maps ({cam['method']}) of real and {cam['arm']} ({cam['why']}), "
-        f"first seed, on the same {len(cam['files'])} test images; each map explains its own "
-        "model's predicted class. "
-        f"Faithfulness (ROAD, higher is better) on these images: {scores}."
-    )

@@ -1,13 +1,15 @@
 """What the arms' table says besides the statistics (:mod:`study.pipeline.arms`): each arm's recipe
 and the images it was shown, its validation curve, and the budget rule, all read from the runs'
 own files (config.json's ``train``, ``synthetic.recipe``, ``real_presentations``,
-``synthetic_presentations`` and ``optimizer_steps``, :func:`classify.training.recipe.presentations`;
-history.jsonl's ``val_acc``); and arms.json / arms.md / the report's "Arms" section written from it.
+``synthetic_presentations`` and ``optimizer_steps``, :func:`classify.training.synthetic_exposure.presentations`;
+history.jsonl's ``val_acc``); and arms.json / arms.md / the report's "Arms" section written from it
+(rendered by :mod:`study.report.arms`, which never imports the pipeline).
 
 The budget rule is what the pipeline does: every arm trains the baseline's epochs, and under the
 default recipe (``separate``, He et al. 2023) with real exposure held fixed, every real image shown
-as often as in the baseline; each run is evaluated at its best epoch by validation accuracy
-(``best.pt``), never chosen on the test set (Dietterich 1998 on comparing classifiers fairly).
+as often as in the baseline; each run is evaluated at one epoch chosen by one rule
+(:data:`EPOCH_RULE`, :mod:`classify.training.engine`), never on the test set (Dietterich 1998 on
+comparing classifiers fairly).
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from classify.training.config import TrainConfig
-from classify.training.recipe import FINETUNE
 from study.pipeline.recipes import MIXED, SEPARATE, recipe_text
+from study.report.arms import PRESENTATIONS, arm_markdown
 
-PRESENTATIONS = ("real_presentations", "synthetic_presentations", "optimizer_steps")
+EPOCH_RULE = (
+    "Epoch selection, one rule for every run: the checkpoint evaluated is the run's best epoch by "
+    "validation accuracy over all its epochs (ties: the earlier); for a :finetune arm the "
+    "fine-tune phase continues from the real-only run's last epoch and its candidates are all "
+    "epochs of the combined schedule."
+)
 BUDGET = (
-    "Budget: every arm trains the baseline's epochs with real exposure held fixed; the checkpoint "
-    "is each run's best epoch by validation accuracy."
+    "Budget: every arm trains the baseline's epochs with real exposure held fixed. " + EPOCH_RULE
 )
 CURVES_FILE = "arms-val-curves.png"
-RECIPE_HEADERS = ["arm", "recipe", "real images shown", "synthetic images shown",
-                  "optimizer steps"]  # fmt: skip
 
 
 def arm_training(runs: Sequence[Any]) -> dict[str, Any]:
@@ -53,14 +57,10 @@ def arm_training(runs: Sequence[Any]) -> dict[str, Any]:
 
 
 def best_val(history: Sequence[dict[str, Any]]) -> float | None:
-    """The validation accuracy of a run's ``best.pt``: its best over the epochs that could choose
-    it, i.e. over the fine-tuning phase alone for a ``--finetune-real-epochs`` run (whose
-    ``best.pt`` is always from that phase, :mod:`classify.training.engine`); None without a
-    validation split."""
-    records = [r for r in history if r.get("val_acc") is not None]
-    if any(r.get("phase") == FINETUNE for r in records):
-        records = [r for r in records if r.get("phase") == FINETUNE]
-    values = [float(r["val_acc"]) for r in records]
+    """The validation accuracy of a run's ``best.pt``: its best over all the run's epochs, the
+    finetune phase's and the main phase's alike (:data:`EPOCH_RULE`); None without a validation
+    split."""
+    values = [float(r["val_acc"]) for r in history if r.get("val_acc") is not None]
     return max(values) if values else None
 
 
@@ -94,49 +94,6 @@ def budget_rule(rows: dict[str, Any]) -> str:
         text += " The finetune arms then train K more epochs on the real images only: "
         text += f"{', '.join(tuned)}."
     return text
-
-
-def _count(values: Sequence[Any]) -> str:
-    known = [v for v in values if isinstance(v, int)]
-    if not known:
-        return "–"
-    low, high = min(known), max(known)
-    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
-
-
-def recipe_rows(table: dict[str, Any]) -> list[list[str]]:
-    """One row per arm: its recipe and images shown (a range where the seeds differ)."""
-    rows = []
-    for arm, row in table["arms"].items():
-        shown = row.get("presentations") or {}
-        text = (row.get("recipe") or {}).get("text", "–")
-        rows.append([arm, text, *(_count(shown.get(key) or []) for key in PRESENTATIONS)])
-    return rows
-
-
-def arm_markdown(table: dict[str, Any]) -> str:
-    """The table as Markdown, the verdict, then each arm's recipe and the budget rule."""
-    from study.pipeline.arms import ARM_HEADERS, arm_rows
-
-    lines = ["| " + " | ".join(ARM_HEADERS) + " |", "|---|---:|---:|---:|---:|---|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in arm_rows(table)]
-    lines += ["", table["verdict"], ""]
-    lines += ["| " + " | ".join(RECIPE_HEADERS) + " |", "|---|---|---:|---:|---:|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in recipe_rows(table)]
-    lines += ["", table.get("budget", BUDGET), ""]
-    if table.get("figure"):
-        lines += [
-            f"![training loss and validation accuracy per epoch, every arm]({table['figure']})",
-            "",
-        ]
-    if table.get("confusion_figure"):
-        lines += [f"![confusion matrix of every arm]({table['confusion_figure']})", ""]
-    cam = table.get("cam")
-    if cam:
-        from study.pipeline.arm_figures import cam_caption
-
-        lines += [f"![Grad-CAM, real vs {cam['arm']}]({cam['figure']})", "", cam_caption(cam), ""]
-    return "\n".join(lines)
 
 
 def draw_arm_curves(table: dict[str, Any], out: Path) -> str | None:

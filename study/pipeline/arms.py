@@ -14,15 +14,19 @@ baseline (a ``finetune`` arm adds its real-only epochs after). ``real`` is the b
 2024's second phase without the synthetic first one): the control that says whether a finetune
 arm's gain comes from the synthetic images or from the extra phase.
 
-The table (:func:`arm_table`) compares each arm with ``real`` (Dietterich 1998 for the paired
-tests): per seed the paired bootstrap interval of the accuracy delta and McNemar's exact test;
-pooled over seeds a paired bootstrap that resamples test images (the same draw for every seed) and
-averages the seeds' deltas, its interval and a two-sided bootstrap p-value (twice the smaller tail
-mass beyond 0); Holm's step-down adjustment of those p-values across arms (Holm 1979). The verdict
-names the arm with the highest mean validation accuracy (the test set only reports) and says
-whether its pooled test interval excludes 0. Choices are never made on test numbers: the
-architecture was picked on validation accuracy before any arm ran. Each row also carries the
-arm's recipe and images shown, read from its runs' config.json (:mod:`study.pipeline.arm_report`).
+The table (:func:`arm_table`) compares each arm with ``real``, the runs paired by training seed
+(:func:`study.compare.runs.pair_by_seed`): the headline is the delta over seeds *and* test images
+with its 95% t-interval and p-value (:func:`study.stats.seed_interval`, whose docstring says why
+this interval), Holm-adjusted across arms (Holm 1979), and a verdict that follows it: ``better`` or
+``worse`` when it excludes 0 (and the Holm-adjusted p is below 0.05), ``not established`` when not;
+with fewer than three seeds no verdict about the method at all (``None``), only whether the
+trained models differ on this test set. Beside it, test-set noise only (the trained models held
+fixed; Dietterich 1998 for the paired tests): per seed the paired bootstrap and McNemar's exact
+test, and pooled over seeds a paired bootstrap of test images (:func:`study.stats.pooled_bootstrap`).
+The overall verdict names the arm with the highest mean validation accuracy (the test set only
+reports): the architecture was picked on validation accuracy before any arm ran. Each row also
+carries the arm's recipe and images shown, read from its runs' config.json
+(:mod:`study.pipeline.arm_report`); the report renders the table (:mod:`study.report.arms`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from classify.augment_spec import MIXES, POLICIES, parse_augment
+from classify.classical.spec import parse_augment
+from classify.names import MIXES, POLICIES
 from classify.training.config import TrainConfig
 from core.errors import UserError
 from study.pipeline.recipes import (
@@ -47,6 +52,7 @@ from study.pipeline.recipes import (
     gan_suffix,
     parse_modifiers,
 )
+from study.stats import MIN_SEEDS
 
 REAL, GAN = "real", "gan"
 # ``real:finetune``: the real-only control of ``+gan:finetune`` (the same extra real-only epochs at
@@ -54,6 +60,7 @@ REAL, GAN = "real", "gan"
 # gain can be told apart from what the extra phase alone does.
 REAL_FINETUNE = "finetune"
 DEFAULT_ARMS = (REAL, "real+gan")
+MORE_SEEDS = "rerun the same cli pipeline command with --seeds 3 (finished runs are kept)"
 CLASSICAL = (*POLICIES, *MIXES)
 USAGE = (
     f"an arm is real (or real:{REAL_FINETUNE}, its real-only fine-tuning control), then +gan "
@@ -160,96 +167,67 @@ def arm_config(
 def arm_table(
     runs: dict[str, list[Any]], *, resamples: int = 10_000, seed: int = 0
 ) -> dict[str, Any]:
-    """Each arm against ``real``; ``runs``: arm -> the seeds' :class:`RunResult` (same order)."""
+    """Each arm against ``real``; ``runs``: arm -> its :class:`RunResult` (one per seed), paired
+    with real's by training seed (a missing, extra or repeated seed: a UserError naming the runs)."""
     from study.compare.numbers import holm_adjust
-    from study.compare.runs import align, check_pairable, correct
+    from study.compare.runs import align, check_pairable, correct, pair_by_seed
     from study.pipeline.arm_figures import summed_confusion
     from study.pipeline.arm_report import arm_training, budget_rule
-    from study.stats import bootstrap_delta, mcnemar_exact, mean_std, t_interval
+    from study.stats import mean_std, method_word, paired_seeds
 
-    real = runs[REAL]
-    reference = real[0]
+    reference = runs[REAL][0]
     rows: dict[str, Any] = {}
     for arm, arm_runs in runs.items():
         for run in arm_runs:
             check_pairable(reference, run)
-        accuracy = [
-            float(correct(align(reference.predictions, r.predictions)).mean()) for r in arm_runs
-        ]
-        mean, std = mean_std(accuracy)
+        pairs = pair_by_seed(runs[REAL], arm_runs, (REAL, arm))
+        a = np.stack([correct(align(reference.predictions, x.predictions)) for x, _ in pairs])
+        b = np.stack([correct(align(reference.predictions, y.predictions)) for _, y in pairs])
+        mean, std = mean_std([float(v) for v in b.mean(axis=1)])
+        ordered = [y for _, y in pairs]  # the arm's runs in seed order
         rows[arm] = {
-            "runs": [r.name for r in arm_runs],
-            "accuracy": accuracy,
+            "runs": [r.name for r in ordered],
+            "seeds": [r.seed for r in ordered],
+            "accuracy": [float(v) for v in b.mean(axis=1)],
             "mean": mean,
             "std": std,
         }
-        if arm == REAL:
-            continue
-        pairs = list(zip(real, arm_runs, strict=False))
-        a = np.stack([correct(align(reference.predictions, x.predictions)) for x, _ in pairs])
-        b = np.stack([correct(align(reference.predictions, y.predictions)) for _, y in pairs])
-        rows[arm]["per_seed"] = [
-            {
-                "delta": bootstrap_delta(a[i], b[i], resamples=resamples, seed=seed).to_dict(),
-                "mcnemar": mcnemar_exact(a[i], b[i]).to_dict(),
-            }
-            for i in range(len(pairs))
-        ]
-        rows[arm]["pooled"] = pooled_bootstrap(a, b, resamples=resamples, seed=seed)
-        deltas = [s["delta"]["delta"] for s in rows[arm]["per_seed"]]
-        if len(deltas) > 1:  # seed-to-seed variation, which the pooled bootstrap leaves out
-            low, high = t_interval(deltas)
-            rows[arm]["over_seeds"] = {"low": low, "high": high, "seeds": len(deltas)}
+        if arm != REAL:
+            rows[arm].update(paired_seeds(a, b, resamples=resamples, seed=seed))
+            for entry, (x, _) in zip(rows[arm]["per_seed"], pairs, strict=True):
+                entry["seed"] = x.seed
+        rows[arm].update(arm_training(ordered), confusion=summed_confusion(ordered))
     others = [arm for arm in runs if arm != REAL]
-    for arm, p in zip(
-        others, holm_adjust([rows[a]["pooled"]["p_value"] for a in others]), strict=True
-    ):
-        rows[arm]["pooled"]["p_holm"] = p
-    for arm, arm_runs in runs.items():
-        rows[arm].update(arm_training(arm_runs), confusion=summed_confusion(arm_runs))
+    for key in ("interval", "test_only"):
+        family = [arm for arm in others if rows[arm].get(key)]
+        adjusted = holm_adjust([rows[arm][key]["p_value"] for arm in family])
+        for arm, p in zip(family, adjusted, strict=True):
+            rows[arm][key]["p_holm"] = p
+    seeds = len(rows[REAL]["accuracy"])
+    for arm in others:
+        interval = rows[arm]["interval"]
+        enough = seeds >= MIN_SEEDS and interval is not None
+        rows[arm]["verdict"] = method_word(interval, interval["p_holm"]) if enough else None
     return {
         "arms": rows,
+        "reference": REAL,
+        "seeds": seeds,
         "class_names": reference.class_names,
         "n_test": int(reference.predictions.true.size),
         "verdict": arm_verdict(rows),
+        "cam_choice": cam_choice(rows),
         "budget": budget_rule(rows),
     }
 
 
-def pooled_bootstrap(
-    a: np.ndarray, b: np.ndarray, *, resamples: int = 10_000, seed: int = 0, chunk: int = 500
-) -> dict[str, float]:
-    """Paired bootstrap over seeds: ``a``, ``b`` are seeds x images correctness; each resample
-    draws test images once (with replacement) for every seed and averages the seeds' deltas."""
-    diff = b.astype(np.int8) - a.astype(np.int8)
-    n = diff.shape[1]
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(resamples)
-    for start in range(0, resamples, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
-        deltas[start : start + len(idx)] = diff[:, idx].mean(axis=(0, 2))
-    low, high = np.quantile(deltas, [0.025, 0.975])
-    tail = min(float((deltas <= 0).mean()), float((deltas >= 0).mean()))
-    return {
-        "delta": float(diff.mean()),
-        "low": float(low),
-        "high": float(high),
-        "p_value": min(1.0, 2 * tail),
-        "seeds": int(diff.shape[0]),
-        "resamples": resamples,
-    }
-
-
-def p_text(pooled: dict[str, Any], key: str = "p_holm") -> str:
-    """A bootstrap p-value as text: below its resolution it reads ``< 1/resamples``."""
-    p = pooled[key]
-    return f"< {1 / pooled['resamples']:.0e}" if p == 0 else f"{p:.3g}"
-
-
-def delta_text(pooled: dict[str, Any]) -> str:
-    """A delta and its interval in points: ``+1.23 (+0.45 to +2.01)``."""
-    d, low, high = (100 * pooled[k] for k in ("delta", "low", "high"))
-    return f"{d:+.2f} ({low:+.2f} to {high:+.2f})"
+def headline(row: dict[str, Any]) -> dict[str, Any] | None:
+    """An arm's headline delta: over seeds and test images (two seeds or more), else the
+    test-only interval; ``source`` says which. None for ``real``."""
+    if row.get("interval"):
+        return {**row["interval"], "source": "seeds and test images"}
+    if row.get("test_only"):
+        return {**row["test_only"], "source": "test images only"}
+    return None
 
 
 def mean_val(row: dict[str, Any]) -> float | None:
@@ -260,50 +238,58 @@ def mean_val(row: dict[str, Any]) -> float | None:
     return sum(values) / len(values)
 
 
-def arm_verdict(rows: dict[str, Any]) -> str:
-    """The best arm, chosen on validation accuracy (mean over seeds of the best epoch's; ties to
-    the earlier arm, so to ``real``), and its test delta; by mean test accuracy only when an arm
-    has no validation split (said so)."""
+def best_arm(rows: dict[str, Any], among: Sequence[str] | None = None) -> tuple[str, str]:
+    """The best of ``among`` (all arms by default) and how it was chosen: by mean validation
+    accuracy over seeds (ties to the earlier arm, so to ``real``); by mean test accuracy only when
+    an arm has no validation split (said so)."""
+    arms = list(among if among is not None else rows)
     vals = {arm: mean_val(row) for arm, row in rows.items()}
     if all(v is not None for v in vals.values()):
-        best = max(rows, key=lambda arm: vals[arm])  # max keeps the first of equals
-        how = f"validation accuracy ({100 * vals[best]:.2f}%, mean over seeds)"
-    else:
-        best = max(rows, key=lambda arm: rows[arm]["mean"])
-        how = "mean test accuracy (no validation split to choose on)"
+        best = max(arms, key=lambda arm: vals[arm])  # max keeps the first of equals
+        return best, f"validation accuracy ({100 * vals[best]:.2f}%, mean over seeds)"
+    best = max(arms, key=lambda arm: rows[arm]["mean"])
+    return best, "mean test accuracy (no validation split to choose on)"
+
+
+def arm_verdict(rows: dict[str, Any]) -> str:
+    """The best arm (:func:`best_arm`; the test set never chooses) and what its comparison with
+    ``real`` says: with three seeds or more the verdict about the method, following the interval
+    over seeds and test images and its Holm-adjusted p; with fewer, whether the trained models
+    differ on this test set, and the command that runs more seeds."""
+    from study.stats import seed_count, seeds_verdict
+
+    best, how = best_arm(rows)
+    seeds = len(rows[REAL]["accuracy"])
     if best == REAL:
-        return (
+        text = (
             f"Best arm by {how}: real only; no arm is chosen over it (test "
             f"{100 * rows[REAL]['mean']:.2f}%)."
         )
-    pooled = rows[best]["pooled"]
-    delta, low, high = (100 * pooled[k] for k in ("delta", "low", "high"))
-    where = "above 0" if low > 0 else ("below 0" if high < 0 else "includes 0")
+        if seeds < MIN_SEEDS:
+            text += (
+                f" {seed_count(seeds)} cannot tell whether any method does better: {MORE_SEEDS}."
+            )
+        return text
+    row = rows[best]
     return (
-        f"Best arm by {how}: {best}; on test {100 * rows[best]['mean']:.2f}% vs "
-        f"{100 * rows[REAL]['mean']:.2f}% for real only, {delta:+.2f} points, pooled 95% CI "
-        f"{low:+.2f} to {high:+.2f} ({where}), Holm-adjusted p {p_text(pooled)}."
-    )
+        f"Best arm by {how}: {best}; on test {100 * row['mean']:.2f}% vs "
+        f"{100 * rows[REAL]['mean']:.2f}% for real only. "
+    ) + seeds_verdict(best, "real only", seeds=seeds, interval=row.get("interval"),
+                      test_only=row["test_only"], more_seeds=MORE_SEEDS, p_key="p_holm")  # fmt: skip
 
 
-ARM_HEADERS = ["arm", "test acc % (mean ± sd)", "Δ vs real, pooled (95% CI)", "p (Holm)",
-               "Δ over seeds (95% t)", "McNemar p per seed"]  # fmt: skip
-
-
-def arm_rows(table: dict[str, Any]) -> list[list[str]]:
-    """One row of cells per arm (``real`` first, its comparison cells empty)."""
-    rows = []
-    for arm, row in table["arms"].items():
-        cells = [arm, f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"]
-        if arm == REAL:
-            cells += ["", "", "", ""]
-        else:
-            p, t = row["pooled"], row.get("over_seeds")
-            cells += [
-                delta_text(p),
-                p_text(p),
-                f"{100 * t['low']:+.2f} to {100 * t['high']:+.2f}" if t else "–",
-                ", ".join(f"{s['mcnemar']['p_value']:.3g}" for s in row["per_seed"]),
-            ]
-        rows.append(cells)
-    return rows
+def cam_choice(rows: dict[str, Any]) -> dict[str, str] | None:
+    """The arm whose Grad-CAM is set against real's (:mod:`study.pipeline.arm_figures`), chosen
+    as the verdict chooses, and why; when real itself is the best arm, the runner-up (real
+    against itself explains nothing); None when real is the only arm."""
+    others = [arm for arm in rows if arm != REAL]
+    if not others:
+        return None
+    best, how = best_arm(rows)
+    by = "validation accuracy" if how.startswith("validation") else "mean test accuracy"
+    by += "" if how.startswith("validation") else " (no validation split)"
+    if best == REAL:
+        runner_up, _ = best_arm(rows, others)
+        return {"arm": runner_up, "why": f"the best arm other than real by {by} (real itself is "
+                "the best)"}  # fmt: skip
+    return {"arm": best, "why": f"the best arm by {by}"}

@@ -14,7 +14,7 @@ FIGURE = "budgets.png"
 def budget_blocks(summary: dict[str, Any]) -> list[Any]:
     """The report's blocks: the grid (validation / test per budget, the chosen one in bold), each
     budget's deltas and verdict, the figure, then the selected arms table with the rule."""
-    from study.report.content import arms_blocks
+    from study.report.arms import arms_blocks, delta_text
     from study.report.model import Bullets, FigureBlock, Heading, Para, Table
 
     budgets = summary["budgets"]
@@ -40,10 +40,11 @@ def budget_blocks(summary: dict[str, Any]) -> list[Any]:
         Table(
             ["arm", *(_ep(e) for e in budgets)],
             [
-                [arm, *(_delta(summary["grid"][str(e)][arm].get("pooled")) for e in budgets)]
+                [arm, *(delta_text(summary["grid"][str(e)][arm].get("delta")) for e in budgets)]
                 for arm in arms[1:]
             ],
-            "Δ test accuracy vs real at equal budgets, points (pooled paired bootstrap, 95% CI).",
+            "Δ test accuracy vs real at equal budgets, points (95% CI over seeds and test images; "
+            "with one seed, over test images only).",
             [False] + [True] * len(budgets),
         ),
         Bullets([f"{_ep(e)}: {summary['grid'][str(e)]['verdict']}" for e in budgets]),
@@ -71,12 +72,6 @@ def _ep(epochs: int) -> str:
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
-
-
-def _delta(pooled: dict[str, Any] | None) -> str:
-    from study.pipeline.arms import delta_text
-
-    return delta_text(pooled) if pooled else "–"
 
 
 def draw_budgets(summary: dict[str, Any], path: Path) -> None:

@@ -11,8 +11,8 @@ the first budget's epochs (it is written into the shared synthetic set's manifes
 The rule (issue 10 §3; Dietterich 1998 on choosing without the test set): for every arm, the
 budget with the highest mean over seeds of the runs' best validation accuracy (the epoch
 ``best.pt`` holds), ties to the smaller budget (less compute); the selected table then sets each
-arm at its chosen budget against ``real`` at its own (:func:`study.pipeline.arms.arm_table`:
-paired bootstrap pooled over seeds, McNemar per seed, Holm across arms). Because every arm may take
+arm at its chosen budget against ``real`` at its own (:func:`study.pipeline.arms.arm_table`: the
+interval over seeds and test images, Holm across arms, the test-only tests beside it). Because every arm may take
 the largest budget, an arm that processes more images per step (the GAN arms) meets a real-only arm
 that had as many steps as it wanted: compute stops favouring one side once every arm has passed
 its plateau. The equal-budget tables beside it show each budget's own verdict; where the two largest
@@ -29,7 +29,8 @@ from typing import Any
 from core.distributed import DistConfig
 from core.errors import UserError
 from core.ranks import main_only
-from study.pipeline.arms import mean_val
+from study.pipeline.arm_report import EPOCH_RULE
+from study.pipeline.arms import headline, mean_val
 from study.pipeline.config import PipelineConfig
 
 BUDGET_DIR = "epochs-{}"
@@ -124,7 +125,8 @@ def budget_text(tables: dict[int, dict[str, Any]], chosen: dict[str, int]) -> st
         "exposure held fixed at each), and the budget with the highest mean over seeds of the "
         "best-epoch validation accuracy kept (ties: the smaller); chosen: "
         + ", ".join(f"{arm} {epochs}" for arm, epochs in chosen.items())
-        + ". Each run is evaluated at its best epoch by validation accuracy."
+        + ". "
+        + EPOCH_RULE
     )
     unsettled = unsettled_arms(tables)
     if len(tables) < 2:
@@ -144,9 +146,9 @@ def budget_text(tables: dict[int, dict[str, Any]], chosen: dict[str, int]) -> st
     return text
 
 
-def side(pooled: dict[str, Any]) -> str:
-    """Where a pooled interval lies against 0."""
-    return "above" if pooled["low"] > 0 else ("below" if pooled["high"] < 0 else "includes 0")
+def side(interval: dict[str, Any]) -> str:
+    """Where an interval lies against 0."""
+    return "above" if interval["low"] > 0 else ("below" if interval["high"] < 0 else "includes 0")
 
 
 def unsettled_arms(tables: dict[int, dict[str, Any]]) -> list[str]:
@@ -156,7 +158,7 @@ def unsettled_arms(tables: dict[int, dict[str, Any]]) -> list[str]:
     low, high = (tables[e]["arms"] for e in sorted(tables)[-2:])
     return [
         arm for arm in high
-        if "pooled" in high[arm] and side(high[arm]["pooled"]) != side(low[arm]["pooled"])
+        if headline(high[arm]) and side(headline(high[arm])) != side(headline(low[arm]))
     ]  # fmt: skip
 
 
@@ -200,11 +202,13 @@ def _write_grid(
 
 
 def grid_row(table: dict[str, Any]) -> dict[str, Any]:
-    """One budget's numbers per arm: mean validation and test accuracy, the pooled delta."""
+    """One budget's numbers per arm: mean validation and test accuracy, the headline delta (over
+    seeds and test images; with one seed over test images only, its ``source`` says which)."""
     row = {}
     for arm, numbers in table["arms"].items():
         row[arm] = {"val": mean_val(numbers), "test": numbers["mean"]}
-        if "pooled" in numbers:
-            row[arm]["pooled"] = {k: numbers["pooled"][k] for k in ("delta", "low", "high")}
+        delta = headline(numbers)
+        if delta:
+            row[arm]["delta"] = {k: delta[k] for k in ("delta", "low", "high", "source")}
     row["verdict"] = table["verdict"]
     return row

@@ -7,6 +7,7 @@ from typing import Any
 
 from augment.gan.config import GAN_PRESETS
 from classify.training.presets import CLASSIFIER_PRESETS
+from core.split import DEFAULT_SPLIT_SEED
 from study.pipeline.recipes import DEFAULT_GAN_RECIPE, GanRecipe, gan_suffix
 
 # A pipeline preset names a classifier preset and a GAN preset (core.presets) at once.
@@ -29,6 +30,8 @@ class PipelineConfig:
     # (study.pipeline.recipes): "separate", real exposure held fixed; "mixed", the older recipe.
     gan_recipe: str = DEFAULT_GAN_RECIPE
     seeds: int = 1  # classifier seeds (baseline and augmented runs each)
+    # The validation split every run and the GAN hold out (core.split): the study's, not a seed's.
+    split_seed: int = DEFAULT_SPLIT_SEED
     train_per_class: int = 240  # real training images per class (footwear-N, or a subset of --data)
     models: tuple[str, ...] = ("resnet50", "resnet50-se", "resnet50-cbam")
     # Training recipes of the best architecture set against "real" (study.pipeline.arms).

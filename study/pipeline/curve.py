@@ -1,5 +1,5 @@
 """A learning curve: the whole study at several real-data sizes, and accuracy against real images
-per class for every arm of ``--arms`` (with its pooled delta against ``real``), as JSON and a PNG.
+per class for every arm of ``--arms`` (with its delta against ``real``), as JSON and a PNG.
 With a budget grid (``--epochs 12,24,48``, :mod:`study.pipeline.budgets`) each size is a grid and
 each arm's point is its run at the budget chosen on validation accuracy.
 
@@ -149,7 +149,10 @@ def _write_curve(
 
 def curve_point(study: dict[str, Any], seeds: int) -> dict[str, Any]:
     """Every arm's mean test accuracy and band at one size, and (but ``real``) its delta against
-    ``real`` pooled over seeds (the arms table's paired bootstrap and Holm p)."""
+    ``real``: the arms table's headline (over seeds and test images, Holm p; with one seed the
+    test-only interval, ``source`` says which)."""
+    from study.pipeline.arms import headline
+
     table = study["arms"]
     n_test = table["n_test"]
     point: dict[str, Any] = {}
@@ -158,9 +161,10 @@ def curve_point(study: dict[str, Any], seeds: int) -> dict[str, Any]:
         mean = float(np.mean(values))
         low, high = mean_interval(values) if seeds > 1 else wilson(mean, n_test)
         point[arm] = {"mean": mean, "low": low, "high": high, "values": values}
-        if "pooled" in row:
-            keys = ("delta", "low", "high", "p_holm")
-            point[arm]["delta"] = {k: row["pooled"][k] for k in keys}
+        delta = headline(row)
+        if delta:
+            keys = ("delta", "low", "high", "p_holm", "source")
+            point[arm]["delta"] = {k: delta.get(k) for k in keys}
         if "epochs" in row:  # a budget grid's choice for this arm
             point[arm]["epochs"] = row["epochs"]
     return point

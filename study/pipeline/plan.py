@@ -85,6 +85,9 @@ class StudyPlan:
             "runs_dir": cfg.gan_runs_dir or cfg.runs_dir,
             "device": cfg.gan.get("device", cfg.device),
             "feature_extractor": cfg.feature_extractor,
+            # the classifiers' validation split, held out from the GAN too (core.split)
+            "split_seed": cfg.split_seed,
+            "val_fraction": self.baseline_config(0).val_fraction,
         }
         return GAN_PRESETS.apply(GanConfig(), cfg.preset, explicit)
 
@@ -192,7 +195,8 @@ def dataset_path(cfg: PipelineConfig) -> Path:
 def classifier_base(cfg: PipelineConfig, data: Path, seed: int) -> TrainConfig:
     from classify.training.presets import CLASSIFIER_PRESETS
 
-    explicit = {**cfg.classifier, "data": str(data), "runs_dir": cfg.runs_dir, "seed": seed}
+    explicit = {**cfg.classifier, "data": str(data), "runs_dir": cfg.runs_dir, "seed": seed,
+                "split_seed": cfg.split_seed}  # fmt: skip
     explicit.setdefault("device", cfg.device)
     return CLASSIFIER_PRESETS.apply(TrainConfig(), cfg.preset, explicit)
 

@@ -1,5 +1,5 @@
 """How the study's GAN arms train on the synthetic set (the recipes of
-:mod:`classify.training.recipe`), named by ``--gan-recipe`` and by an arm's ``+gan:`` modifiers.
+:mod:`classify.training.synthetic_exposure`), named by ``--gan-recipe`` and by an arm's ``+gan:`` modifiers.
 
 Two recipes (``--gan-recipe``, the recipe of the augmented run and of every ``+gan`` arm):
 

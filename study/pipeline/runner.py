@@ -117,7 +117,7 @@ def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[st
 
 def check_one_process_arms(cfg: PipelineConfig, world: int, sync_bn: bool = True) -> None:
     """Refuse ``separate-bn`` arms on several processes with SyncBatchNorm, which would replace
-    the auxiliary BatchNorm (:func:`classify.training.recipe.check_ranks`); ``--local-bn`` keeps
+    the auxiliary BatchNorm (:func:`classify.training.synthetic_exposure.check_ranks`); ``--local-bn`` keeps
     them."""
     if world <= 1 or not sync_bn:
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from study.report.arms import arms_blocks
 from study.report.model import Block, Bullets, FigureBlock, Heading, Para, Table, num
 from study.report.synthetic import synthetic_blocks
 from study.report.tables import (
@@ -28,10 +29,10 @@ def _side_text(report: dict[str, Any], side: str) -> str:
     return f"**{side}** = `{run['name']}`: {run['model']}, {data}{more}"
 
 
-def _verdict_kind(pair: dict[str, Any]) -> str:
-    if not pair["significant"]:
-        return "verdict-none"
-    return "verdict-better" if pair["bootstrap"]["delta"] > 0 else "verdict-worse"
+def _verdict_kind(report: dict[str, Any]) -> str:
+    """The headline's colour: the direction its sentence states (none: no difference stated)."""
+    direction = report.get("direction")
+    return f"verdict-{direction}" if direction in ("better", "worse") else "verdict-none"
 
 
 def cam_blocks(report: dict[str, Any]) -> list[Block]:
@@ -93,17 +94,23 @@ def method_notes(report: dict[str, Any]) -> Bullets:
         "the same files with the same classes, so every image is its own control.",
         f"Bootstrap: {report['resamples']:,} resamples of test images with replacement, pairs kept "
         f"together, percentile {report['confidence']:.0%} interval (seed {report['seed']}). It "
-        "covers test-set sampling only, not training randomness: use several seeds for that.",
-        "McNemar's exact test: only images exactly one model gets right carry information; under "
-        "no difference each is equally likely to favour either model (two-sided binomial).",
-        f"Significant means McNemar p < {report['alpha']} and an interval excluding zero.",
+        "covers test-set noise only, not training randomness: use several seeds for that.",
+        "McNemar's exact test (test-set noise only): only images exactly one model gets right "
+        "carry information; under no difference each is equally likely to favour either model "
+        "(two-sided binomial).",
+        f"For one pair, differ means McNemar p < {report['alpha']} and an interval excluding "
+        "zero: a statement about these two trained models, not about the method.",
         f"Checkpoint: {settings['checkpoint']}; Grad-CAM method {settings['cam_method']}.",
     ]
     if len(report["pairs"]) > 1:
         items.append(
-            "Several seeds: runs are paired in the order given (A_i with B_i); each pair gets its own "
-            "bootstrap and McNemar test, the headline verdict is the first pair's, and mean ± sd "
-            "over seeds shows the spread that training randomness alone produces."
+            "Several seeds: runs are paired by their training seed (config.json), never by the "
+            "order given; a seed missing from one side is an error. The headline is the mean "
+            "delta over seeds with a 95% t-interval that counts seed-to-seed and test-image noise "
+            "(seeds - 1 degrees of freedom; the variance of a seeds x images crossed design); "
+            "with three seeds or more the verdict about the method follows it (not established "
+            "when it covers 0), with fewer there is none. Each pair's bootstrap and McNemar test "
+            "count test-set noise only."
         )
     items.append(
         "Per-class tests are McNemar's within each class, with Holm's step-down adjustment for "
@@ -122,7 +129,7 @@ def build_blocks(report: dict[str, Any]) -> list[Block]:
     first = report["pairs"][0]
     figures = report["figures"]
     blocks: list[Block] = [
-        Para(report["verdict"], _verdict_kind(first)),
+        Para(report["verdict"], _verdict_kind(report)),
         Bullets([_side_text(report, "A"), _side_text(report, "B")]),
         Heading("Test metrics"),
         metrics_table(report),
@@ -152,63 +159,6 @@ def build_blocks(report: dict[str, Any]) -> list[Block]:
     blocks += cam_blocks(report)
     blocks += synthetic_blocks(report)
     blocks += [Heading("Runs"), runs_table(report), Heading("Method"), method_notes(report)]
-    return blocks
-
-
-ARMS_CAPTION = (
-    "Every arm is the best architecture trained with the baseline's seed, hyper-parameters and "
-    "epochs, changing only what its name says. Δ pooled: a paired bootstrap over test "
-    "images (the same draw for every seed) of the seeds' mean delta; p: its two-sided bootstrap "
-    "p-value, Holm-adjusted across arms (test-set sampling only); Δ over seeds: the 95% "
-    "t-interval of the seeds' deltas (training noise, which the pooled interval leaves out); "
-    "McNemar's exact test per seed beside it."
-)
-RECIPES_CAPTION = (
-    "Each arm's recipe and the images its runs were shown over the whole schedule (config.json's "
-    "real_presentations, synthetic_presentations, optimizer_steps; a range where seeds differ)."
-)
-
-
-def arms_blocks(report: dict[str, Any]) -> list[Block]:
-    """The pipeline's arms table (added by its "arms" step; absent from a plain compare): the
-    statistics, the verdict, each arm's recipe and images shown, the budget rule, the curves."""
-    table = report.get("arms")
-    if not table:
-        return []
-    from study.pipeline.arm_report import BUDGET, RECIPE_HEADERS, recipe_rows
-    from study.pipeline.arms import ARM_HEADERS, arm_rows
-
-    blocks: list[Block] = [
-        Heading("Arms: every recipe against real only"),
-        Table(ARM_HEADERS, arm_rows(table), ARMS_CAPTION, [False, True, True, True, True, False]),
-        Para(table["verdict"], "note"),
-        Table(
-            RECIPE_HEADERS, recipe_rows(table), RECIPES_CAPTION, [False, False, True, True, True]
-        ),
-        Para(table.get("budget", BUDGET)),
-    ]
-    if table.get("figure"):
-        seeds = max(len(row.get("accuracy") or []) for row in table["arms"].values())
-        over = f", the mean over {seeds} seeds" if seeds > 1 else ""
-        blocks.append(
-            FigureBlock(
-                table["figure"],
-                f"Training loss and validation accuracy per epoch of every arm{over}; one line "
-                "per arm.",
-            )
-        )
-    if table.get("confusion_figure"):
-        blocks.append(
-            FigureBlock(
-                table["confusion_figure"],
-                "Confusion matrix of every arm on the test set, summed over its seeds; colour: "
-                "share of the true class.",
-            )
-        )
-    if table.get("cam"):
-        from study.pipeline.arm_figures import cam_caption
-
-        blocks.append(FigureBlock(table["cam"]["figure"], cam_caption(table["cam"])))
     return blocks
 
 

@@ -78,5 +78,8 @@ def pval(p: float | None) -> str:
 
 
 def mean_sd(entry: dict[str, Any], scale: float = 100.0, unit: str = "%") -> str:
-    """``{"mean": m, "std": s}`` as ``"m ± s%"`` (scaled, two decimals)."""
+    """``{"mean": m, "std": s}`` as ``"m ± s%"`` (scaled, two decimals); ``"m%"`` alone when the
+    std is None (one value: no spread to show)."""
+    if not is_number(entry.get("std")):
+        return f"{scale * entry['mean']:.2f}{unit}"
     return f"{scale * entry['mean']:.2f} ± {scale * entry['std']:.2f}{unit}"

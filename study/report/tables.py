@@ -6,7 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from study.report.model import Block, FigureBlock, Heading, Table, mean_sd, num, pct, pts, pval
+from study.report.model import (
+    Block,
+    FigureBlock,
+    Heading,
+    Table,
+    is_number,
+    mean_sd,
+    num,
+    pct,
+    pts,
+    pval,
+)
 
 
 def metrics_table(report: dict[str, Any]) -> Table:
@@ -41,17 +52,17 @@ def stats_table(pair: dict[str, Any], confidence: float) -> Table:
     rows = [
         ["accuracy delta (B − A)", pts(boot["delta"])],
         [
-            f"{confidence:.0%} bootstrap interval",
+            f"{confidence:.0%} bootstrap interval (test-set noise only)",
             f"{pts(boot['low'])} to {pts(boot['high'])} ({boot['resamples']:,} paired resamples)",
         ],
         ["both right / both wrong", f"{pair['both_correct']} / {pair['both_wrong']}"],
         ["only A right / only B right", f"{mc['only_a_correct']} / {mc['only_b_correct']}"],
-        ["McNemar exact p (two-sided)", pval(mc["p_value"])],
+        ["McNemar exact p (two-sided, test-set noise only)", pval(mc["p_value"])],
     ]
     return Table(
         ["", f"{pair['a']} → {pair['b']}"],
         rows,
-        f"Paired over the same {pair['n']} test images.",
+        f"Paired over the same {pair['n']} test images: these two trained models, not the method.",
         [False, True],
     )
 
@@ -87,6 +98,32 @@ def per_class_table(pair: dict[str, Any]) -> Table:
     )
 
 
+def over_seeds_table(report: dict[str, Any]) -> Table:
+    """The headline over seeds (seeds and test images) beside the pooled test-only bootstrap."""
+    over = report["over_seeds"]
+    interval, test = over["interval"], over["test_only"]
+    verdict = over["verdict"] or f"none ({interval['seeds']} seeds; 3 needed)"
+    rows = [
+        ["accuracy delta (B − A), mean over seeds", pts(interval["delta"])],
+        [
+            "95% t-interval, seeds + test images",
+            f"{pts(interval['low'])} to {pts(interval['high'])} ({interval['seeds']} seeds, "
+            f"{interval['seeds'] - 1} degrees of freedom)",
+        ],
+        ["p (two-sided t)", pval(interval["p_value"])],
+        ["verdict about the method", verdict],
+        ["95% bootstrap, test-set noise only", f"{pts(test['low'])} to {pts(test['high'])}"],
+    ]
+    return Table(
+        ["", "B − A over seeds"],
+        rows,
+        "Runs paired by training seed. The t-interval's variance is the per-seed deltas' over "
+        "seeds plus the per-image deltas' over test images; the bootstrap holds the trained "
+        "models fixed.",
+        [False, True],
+    )
+
+
 def seeds_blocks(report: dict[str, Any]) -> list[Block]:
     seeds, pairs, deltas = report["seeds"], report["pairs"], report["deltas"]
     side_rows = [
@@ -111,8 +148,10 @@ def seeds_blocks(report: dict[str, Any]) -> list[Block]:
         ]
         for p in pairs
     ]
-    blocks: list[Block] = [
-        Heading("Seeds"),
+    blocks: list[Block] = [Heading("Seeds")]
+    if report.get("over_seeds"):
+        blocks.append(over_seeds_table(report))
+    blocks += [
         Table(
             ["side", "runs", "names", "accuracy (mean ± sd)", "macro-F1 (mean ± sd)"],
             side_rows,
@@ -130,9 +169,14 @@ def seeds_blocks(report: dict[str, Any]) -> list[Block]:
                 "significant",
             ],
             pair_rows,
-            f"Each pair tested on its own; delta over pairs {pts(deltas['delta_mean'])} ± "
-            f"{100 * deltas['delta_std']:.2f} (mean ± sd). The headline verdict is the first "
-            "pair's.",
+            f"Each pair (the runs of one training seed) tested on its own, test-set noise only; "
+            f"delta over pairs {pts(deltas['delta_mean'])}"
+            + (
+                f" ± {100 * deltas['delta_std']:.2f} (mean ± sd)."
+                if is_number(deltas["delta_std"])
+                else "."
+            )
+            + " Significant: these two trained models differ on this test set.",
             [False, True, True, True, True, True, False],
         ),
     ]

@@ -1,5 +1,7 @@
-"""Batch mixing with soft targets, through torchvision's ``transforms.v2`` (selected by a mix name
-in ``--augment``, see :mod:`classify.augment_spec`).
+"""Batch mixing with soft targets (mixup, CutMix), the last step of classical augmentation.
+
+Both go through torchvision's ``transforms.v2``, selected by a mix name in ``--augment`` (see
+:mod:`classify.classical.spec`).
 
 - ``mixup`` (Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization"): every image becomes
   lam * x_i + (1 - lam) * x_j with the same mix of their one-hot labels; ``v2.MixUp(alpha=1)``.
@@ -19,7 +21,8 @@ counts a prediction correct when it is the argmax of the mixed target, i.e. the 
 (the one with weight >= 1/2).
 
 Both transforms draw from torch's global RNG; :func:`core.seeding.seeded_global_rng` seeds it from
-the epoch generator (see :mod:`classify.autoaugment`), so runs are reproducible and resume exactly.
+the epoch generator (see :mod:`classify.classical.policies`), so runs are reproducible and resume
+exactly.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from core.seeding import seeded_global_rng
 
 MIX_ALPHA = 1.0  # the Beta(alpha, alpha) of lam
 
-# The mixes by ``--augment`` name (keys: classify.augment_spec.MIXES), built for K classes.
-MIXES: dict[str, Callable[[int], v2.Transform]] = {
+# The mixes by ``--augment`` name (keys: classify.names.MIXES), built for K classes.
+MIX_TRANSFORMS: dict[str, Callable[[int], v2.Transform]] = {
     "mixup": lambda num_classes: v2.MixUp(alpha=MIX_ALPHA, num_classes=num_classes),
     "cutmix": lambda num_classes: v2.CutMix(alpha=MIX_ALPHA, num_classes=num_classes),
 }
@@ -46,7 +49,7 @@ def mix_batch(
 ) -> tuple[Tensor, Tensor]:
     """Mix ``name`` of float inputs (B x C x H x W) and integer labels (B,): the mixed inputs and
     float targets (B x num_classes, rows summing to 1), drawn from one seed from ``generator``."""
-    transform = MIXES[name](num_classes)
+    transform = MIX_TRANSFORMS[name](num_classes)
     with seeded_global_rng(generator):
         mixed, targets = transform(inputs, labels)
     return mixed, targets

@@ -1,4 +1,8 @@
-"""Training recipes for synthetic images: how the GAN's images enter a classifier's steps.
+"""How synthetic images enter a classifier's steps: batches, losses and exposure per recipe.
+
+Each epoch's real and synthetic batches, their losses, and the real and synthetic images a run
+shows. The recipes below are chosen by ``TrainConfig``'s synthetic fields (the study names
+combinations of them: :mod:`study.pipeline.recipes`).
 
 - ``--synthetic-batch 0`` (default): the synthetic images join the real ones in one training set
   and batches are drawn from both ("mixed batches"); with ``--epoch-size n_real`` the steps are

@@ -1,10 +1,8 @@
-"""Classical train-time transforms (random crops and flips) of whole uint8 batches, vectorised and
-device-agnostic: the hand-designed augmentation a classifier trains with, selected by
-``--augment`` / ``TrainConfig.augment``. Not to be confused with the GAN that makes synthetic
-images (the ``augment/`` package) or with DiffAugment, which transforms the GAN's real and fake
-batches alike (``augment/gan/diffaugment.py``).
+"""Random crops and the horizontal flip of uint8 batches: classical augmentation's geometry.
 
-Each policy is a pure function ``(images uint8 B x 3 x S x S, generator) -> images`` of the same
+The crops and the flip work on whole batches, vectorised and device-agnostic.
+
+Each crop is a pure function ``(images uint8 B x 3 x S x S, generator) -> images`` of the same
 shape, dtype and device, selected by name (as DiffAugment selects its policies). Every random
 parameter is drawn from the given CPU ``torch.Generator`` (on the CPU, whatever the images' device)
 and in a fixed order, so a batch's augmentation depends only on the generator state: training
@@ -19,18 +17,6 @@ seeds one generator per epoch and a resumed run replays the same stream.
   re-drawing as torchvision does, which keeps the draw count fixed.
 - ``none``: no geometric change.
 - Horizontal flip with probability 1/2 is applied after the crop (``hflip=True``).
-
-``--augment`` may also name a per-sample automatic policy (TrivialAugment, RandAugment,
-AutoAugment: :mod:`classify.autoaugment`) and a batch mix (mixup, CutMix: :mod:`classify.mixing`);
-:mod:`classify.augment_spec` parses the value. :func:`augment_batch` applies the policy first, then
-the crop and the flip, as the papers' CIFAR code does (AutoAugment's ``data_utils.py``: policy, then
-zero-pad-and-crop and flip, then Cutout; TrivialAugment's ``data.py`` inserts the policy before
-``RandomCrop(32, padding=4)`` and the flip), so the padding stays black whatever the policy does to
-colours. (timm's ImageNet pipeline puts the policy after RandomResizedCrop and the flip because the
-crop there also resizes to the training size; our images already have it.) The mix needs labels
-and float inputs, so it comes after the scaling to [-1, 1] (:func:`train_inputs`, what the trainer
-calls). Without a policy or a mix nothing more is drawn from the generator: the crops and the flip
-give what they always gave.
 """
 
 from __future__ import annotations
@@ -42,10 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from classify.augment_spec import AugmentSpec, parse_augment
-from core.data import to_model_input
-
-Policy = Callable[[Tensor, torch.Generator], Tensor]
+Crop = Callable[[Tensor, torch.Generator], Tensor]
 
 RESIZED_CROP_SCALE = (0.6, 1.0)
 RESIZED_CROP_RATIO = (3 / 4, 4 / 3)
@@ -98,7 +81,7 @@ def resized_crop(images: Tensor, generator: torch.Generator) -> Tensor:
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def no_policy(images: Tensor, generator: torch.Generator) -> Tensor:
+def no_crop(images: Tensor, generator: torch.Generator) -> Tensor:
     return images
 
 
@@ -108,51 +91,9 @@ def random_hflip(images: Tensor, generator: torch.Generator) -> Tensor:
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
-# The classical policies by ``--augment`` name (the flip is separate: ``--hflip``).
-AUGMENTATIONS: dict[str, Policy] = {
+# The crops by ``--augment`` name (keys: classify.names.CROPS; the flip is separate: ``--hflip``).
+CROP_TRANSFORMS: dict[str, Crop] = {
     "pad-crop": pad_crop,
     "resized-crop": resized_crop,
-    "none": no_policy,
+    "none": no_crop,
 }
-
-
-def augment_batch(
-    images: Tensor, policy: str | AugmentSpec, *, hflip: bool, generator: torch.Generator
-) -> Tensor:
-    """Apply an ``--augment`` value's automatic policy (if any, per sample), then its crop (an
-    AUGMENTATIONS key), then the random flip, to a uint8 batch. Its mix, if any, is not applied
-    here (:func:`classify.mixing.mix_batch` needs the labels). An unknown value is a one-line
-    UserError."""
-    spec = policy if isinstance(policy, AugmentSpec) else parse_augment(policy)
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(
-            f"expected a uint8 B x C x H x W batch, got {images.dtype} {tuple(images.shape)}"
-        )
-    if spec.policy is not None:
-        from classify.autoaugment import apply_policy  # torchvision, only when a policy is used
-
-        images = apply_policy(images, spec.policy, generator)
-    out = AUGMENTATIONS[spec.crop](images, generator)
-    return random_hflip(out, generator) if hflip else out
-
-
-def train_inputs(
-    images: Tensor,
-    labels: Tensor,
-    augment: str | AugmentSpec,
-    *,
-    hflip: bool,
-    num_classes: int,
-    generator: torch.Generator,
-) -> tuple[Tensor, Tensor]:
-    """A training batch as the model and the loss take it: uint8 ``images`` through
-    :func:`augment_batch`, scaled to [-1, 1], then mixed when ``augment`` names a mix. Returns
-    (inputs, targets): the ``labels`` themselves, or B x ``num_classes`` class probabilities after
-    a mix (:mod:`classify.mixing`)."""
-    spec = augment if isinstance(augment, AugmentSpec) else parse_augment(augment)
-    inputs = to_model_input(augment_batch(images, spec, hflip=hflip, generator=generator))
-    if spec.mix is None:
-        return inputs, labels
-    from classify.mixing import mix_batch  # torchvision, only when a mix is used
-
-    return mix_batch(inputs, labels, spec.mix, num_classes, generator)

@@ -1,31 +1,33 @@
-"""What ``--augment`` / ``TrainConfig.augment`` may say, torch-free (the CLI checks the option and
-builds ``--help`` from these names without importing torch).
+"""Parses an ``--augment`` value into the classical augmentation it names, without torch.
 
-The value is a comma-separated list of at most one name from each group, in any order:
+The CLI checks the option and builds ``--help`` through this module without importing torch.
 
-- a crop (``CROPS``, the keys of :data:`classify.transforms.AUGMENTATIONS`): ``pad-crop`` (the
-  default when no crop is named), ``resized-crop`` or ``none``;
-- a per-sample automatic policy (``POLICIES``, the keys of :data:`classify.autoaugment.POLICIES`):
-  ``trivialaugment`` (TrivialAugment Wide, Mueller & Hutter 2021), ``randaugment`` (Cubuk et al.
-  2020) or ``autoaugment`` (Cubuk et al. 2019, the ImageNet policy);
-- a batch mix with soft targets (``MIXES``, the keys of :data:`classify.mixing.MIXES`): ``mixup``
-  (Zhang et al. 2018) or ``cutmix`` (Yun et al. 2019).
+The value is a comma-separated list of at most one name from each group of :mod:`classify.names`,
+in any order:
+
+- a crop (``CROPS``, the keys of :data:`classify.classical.crops.CROP_TRANSFORMS`): ``pad-crop``
+  (the default when no crop is named), ``resized-crop`` or ``none``;
+- a per-sample automatic policy (``POLICIES``, the keys of
+  :data:`classify.classical.policies.POLICY_TRANSFORMS`): ``trivialaugment`` (TrivialAugment Wide,
+  Mueller & Hutter 2021), ``randaugment`` (Cubuk et al. 2020) or ``autoaugment`` (Cubuk et al.
+  2019, the ImageNet policy);
+- a batch mix with soft targets (``MIXES``, the keys of
+  :data:`classify.classical.mixing.MIX_TRANSFORMS`): ``mixup`` (Zhang et al. 2018) or ``cutmix``
+  (Yun et al. 2019).
 
 So every value that existed before (``pad-crop``, ``resized-crop``, ``none``) means what it meant,
 ``trivialaugment`` is pad-crop + flip + TrivialAugment, ``trivialaugment,mixup`` adds mixup, and
 ``none,cutmix`` is CutMix without crops. The order in the string does not matter: a batch is always
-policy -> crop -> flip (``--hflip``) -> mix (see :func:`classify.transforms.augment_batch`).
+policy -> crop -> flip (``--hflip``) -> mix (see :func:`classify.classical.apply.augment_batch`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from classify.names import CROPS, MIXES, POLICIES
 from core.errors import UserError
 
-CROPS = ("pad-crop", "resized-crop", "none")
-POLICIES = ("trivialaugment", "randaugment", "autoaugment")
-MIXES = ("mixup", "cutmix")
 DEFAULT_CROP = "pad-crop"
 
 USAGE = (

@@ -1,5 +1,7 @@
-"""Automatic augmentation policies applied per sample to uint8 batches, through torchvision's
-``transforms.v2`` (selected by a policy name in ``--augment``, see :mod:`classify.augment_spec`).
+"""Automatic augmentation policies (TrivialAugment, RandAugment, AutoAugment), drawn per sample.
+
+They transform uint8 batches through torchvision's ``transforms.v2``, selected by a policy name in
+``--augment`` (see :mod:`classify.classical.spec`).
 
 - ``trivialaugment``: TrivialAugment Wide (Mueller & Hutter 2021, "TrivialAugment: Tuning-free Yet
   State-of-the-Art Data Augmentation"): one op drawn uniformly from 14, with a magnitude drawn
@@ -33,8 +35,8 @@ from torchvision.transforms import v2
 
 from core.seeding import seeded_global_rng
 
-# The policies by ``--augment`` name (keys: classify.augment_spec.POLICIES).
-POLICIES: dict[str, Callable[[], v2.Transform]] = {
+# The policies by ``--augment`` name (keys: classify.names.POLICIES).
+POLICY_TRANSFORMS: dict[str, Callable[[], v2.Transform]] = {
     "trivialaugment": v2.TrivialAugmentWide,
     "randaugment": v2.RandAugment,
     "autoaugment": lambda: v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET),
@@ -45,6 +47,6 @@ def apply_policy(images: Tensor, name: str, generator: torch.Generator) -> Tenso
     """Policy ``name`` applied to each image of a uint8 B x 3 x H x W batch with its own random
     op(s) and magnitude(s), all drawn from one seed taken from ``generator``; same shape, dtype and
     device."""
-    transform = POLICIES[name]()
+    transform = POLICY_TRANSFORMS[name]()
     with seeded_global_rng(generator):
         return torch.stack([transform(image) for image in images])

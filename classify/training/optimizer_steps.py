@@ -1,5 +1,7 @@
-"""The optimizer steps of a classifier run (the base of :class:`classify.training.engine.Trainer`,
-which holds the model, optimizer and data these read).
+"""The optimizer steps of a classifier run: one batch's augmentation, forward, loss and update.
+
+:class:`Steps` is the base of :class:`classify.training.engine.Trainer`, which holds the model,
+optimizer and data these read.
 
 - :meth:`Steps.train_step`: one batch of indices into the training tensors (mixed real and
   synthetic images, or real only), augmented from the epoch generator; with ``--synthetic-weight``
@@ -7,7 +9,7 @@ which holds the model, optimizer and data these read).
 - :meth:`Steps.split_step` (``--synthetic-batch``): the real part augmented from the epoch
   generator first, then the synthetic part from its own generator, each mixed within itself; one
   forward pass over ``cat(real, synthetic)``; loss ``mean CE(real) + W * mean CE(synthetic)``
-  (:func:`classify.training.recipe.two_part_loss`).
+  (:func:`classify.training.synthetic_exposure.two_part_loss`).
 
 Under torchrun each rank trains on its contiguous part of every global batch part
 (:func:`core.ranks.batch_part`) with its loss weighted so that DDP's average over the ranks is the
@@ -23,13 +25,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from classify.augment_spec import AugmentSpec
-from classify.mixing import target_labels
+from classify.classical.apply import train_inputs
+from classify.classical.mixing import target_labels
+from classify.classical.spec import AugmentSpec
 from classify.models.dual_bn import auxiliary_split
 from classify.training.config import TrainConfig
-from classify.training.recipe import MAIN, two_part_loss, weighted_mean
+from classify.training.synthetic_exposure import MAIN, two_part_loss, weighted_mean
 from classify.training.trainset import TrainingSet, to_device
-from classify.transforms import train_inputs
 from core.device import autocast, memory_format
 from core.distributed import world_size as ranks
 from core.ranks import AgreedStop, all_sum, batch_part
