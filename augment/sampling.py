@@ -26,9 +26,9 @@ from augment.gan.models import build_generator
 from core.data import to_uint8
 from core.errors import UserError
 from core.io import load_checkpoint
+from core.rundir import checkpoint_path
 
 CHECKPOINT_FORMAT = "shoegan-gan/1"
-CHECKPOINTS = ("best", "last")
 STANDING_SEED_OFFSET = 104_729  # the standing statistics' noise differs from every other draw
 
 
@@ -194,12 +194,11 @@ def load_gan(
     device: torch.device | str = "cpu",
     standing_stats: int | None = None,
 ) -> LoadedGan:
-    """Rebuild the EMA generator of a GAN run from its checkpoint alone; ``standing_stats``
-    overrides the run's own setting (``config.standing_stats`` of the result is the one used)."""
-    if which not in CHECKPOINTS:
-        raise UserError(f"--checkpoint {which!r}: use one of {', '.join(CHECKPOINTS)}")
+    """Rebuild the EMA generator of a GAN run from its checkpoint alone (``which``: best, last or
+    a .pt file, see :func:`core.rundir.checkpoint_path`); ``standing_stats`` overrides the run's
+    own setting (``config.standing_stats`` of the result is the one used)."""
     run_dir = resolve_gan_run(run, runs_dir)
-    path = run_dir / f"{which}.pt"
+    path = checkpoint_path(run_dir, which)
     state = load_checkpoint(path)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not a GAN checkpoint (format {state.get('format')!r})")

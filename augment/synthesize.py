@@ -121,7 +121,7 @@ def _score(
     progress: bool,
 ) -> FidScores:
     extractor = extractor or build_named_extractor(cfg.feature_extractor, device)
-    limit = cfg.score_per_class
+    limit = cfg.score_per_class or None  # 0 or None: every image
     images = {name: batch.images[:limit] for name, batch in sets.items()}  # the first N, or all
     counts = {name: len(class_images) for name, class_images in images.items()}
     refs = load_references(gan, counts, cfg, device)

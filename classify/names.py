@@ -32,12 +32,15 @@ RESNET_VARIANTS: dict[str, tuple[str | None, str]] = {
     "resnet50-cbam-identity": ("cbam", "identity"),
 }
 RESNET_MODELS = tuple(RESNET_VARIANTS)
-VIT_MODELS = ("vit-tiny", "vit-small")  # keys of classify.models.vit.VIT_SIZES
+VIT_MODELS = ("vit-tiny", "vit-small", "vit-b16")  # keys of classify.models.vit.VIT_SIZES
 MODEL_NAMES = RESNET_MODELS + VIT_MODELS  # keys of classify.models.registry.MODEL_REGISTRY
 
 CBAM_POOL_TYPES = ("avg", "max", "lp", "lse")  # keys of classify.models.cbam.POOLINGS
 STEMS = ("auto", "small", "imagenet")  # ResNet stems (classify.models.resnet.resolve_stem)
 HEAD_FUSIONS = ("mean", "max", "min")  # how a ViT block's heads combine (explain.vit_attention)
+# How a model maps its [-1, 1] input before the first layer (classify.models.input_norm):
+# "imagenet" is the mean / std normalisation that torchvision's ImageNet weights expect.
+INPUT_NORMS = ("none", "imagenet")
 
 # Training (classify.training.config.TrainConfig's fields of the same names).
 OPTIMIZERS = ("sgd", "adam", "adamw")  # keys of classify.training.optim.OPTIMIZER_BUILDERS
@@ -45,6 +48,7 @@ SCHEDULERS = ("cosine", "onecycle", "none")  # keys of classify.training.optim.S
 TRAIN_ON = ("real", "synthetic")  # synthetic: train on the synthetic images only (CAS)
 SYNTHETIC_LABELS = ("hard", "teacher")  # classify.training.teacher: soft targets of a real run
 SYNTHETIC_BN = ("shared", "separate")  # classify.models.dual_bn: AdvProp's auxiliary BatchNorm
+PRETRAINED = ("none", "imagenet")  # --pretrained: torchvision's ImageNet weights (models.hub)
 
 # Classical augmentation (classify.classical): an --augment value names at most one of each group.
 CROPS = ("pad-crop", "resized-crop", "none")  # keys of classify.classical.crops.CROP_TRANSFORMS

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from classify.names import HEAD_FUSIONS
+from commands.command import command_class
 from commands.common import interrupted_exit, one_process, user_errors
 from commands.options import (
-    CheckpointFile,
+    Checkpoint,
     Device,
     ExplainImages,
     ExplainPerClass,
@@ -30,12 +31,12 @@ from core.progress import console
 def attention_command(
     name: Run,
     images: ExplainImages = None,
-    per_class: ExplainPerClass = 4,
+    cam_per_class: ExplainPerClass = 4,
     layer: Annotated[
         int,
         typer.Option(help="Block whose class-token attention is overlaid (0-based; -1: last)."),
     ] = -1,
-    rollout: Rollout = False,
+    rollout: Rollout = True,
     head_fusion: Annotated[
         choice(HEAD_FUSIONS), typer.Option(help="How the heads of a block are combined.")
     ] = "mean",
@@ -47,8 +48,8 @@ def attention_command(
         ),
     ] = 0.0,
     metric: Metric = "road",
-    checkpoint: CheckpointFile = "best",
-    out_dir: Annotated[
+    checkpoint: Checkpoint = "best",
+    out: Annotated[
         Path | None, typer.Option(help="Folder for the PNGs (default: RUN/eval).")
     ] = None,
     seed: ExplainSeed = 0,
@@ -57,10 +58,13 @@ def attention_command(
     workers: Workers = 0,
     data: RunData = None,
 ) -> None:
-    """A ViT's class-token attention: a block x head grid for one image per class (or per given
-    file), the chosen block's head-fused attention overlaid on every image, and optionally
-    attention rollout. Both overlays get the Grad-CAM faithfulness score (higher is better),
-    stored for test images in RUN/eval/metrics.json under "attention"."""
+    """A ViT's class-token attention, overlaid on test images or image files.
+
+    A block x head grid for one image per class (or per given file), the chosen block's
+    head-fused attention overlaid on every image, and attention rollout across all blocks. Both
+    overlays get the Grad-CAM faithfulness score (higher is better), stored for test images in
+    RUN/eval/metrics.json under "attention".
+    """
     from classify.checkpoint import load_classifier
     from classify.explain.attention_run import AttentionOptions, attention_run, require_vit
     from classify.explain.selection import given_images, test_images_per_class
@@ -83,9 +87,9 @@ def attention_command(
             batch, labels, rows, row_labels, names = given_images(loaded, images)
         else:
             batch, labels, rows, row_labels, names = test_images_per_class(
-                loaded, per_class, seed, workers, data
+                loaded, cam_per_class, seed, workers, data
             )
-        target = out_dir or eval_dir(loaded.run_dir)
+        target = out or eval_dir(loaded.run_dir)
         with make_progress(transient=True) as bar:
             task = bar.add_task("attention", total=batch.shape[0], info=loaded.device.type)
             report = attention_run(
@@ -116,4 +120,7 @@ def attention_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("attention")(user_errors(one_process("attention")(attention_command)))
+    renamed = {"--out-dir": "--out", "--per-class": "--cam-per-class"}
+    app.command("attention", cls=command_class(renamed=renamed))(
+        user_errors(one_process("attention")(attention_command))
+    )

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from commands.command import command_class
 from commands.common import one_process, user_errors
 from commands.configs import config_of
-from commands.options import CamMethod, Checkpoint, Device, RunsDir
+from commands.options import CamMethod, CamPerClass, Checkpoint, Device, RunsDir
 from core.progress import console, err_console
 from study.compare.config import CompareConfig
 
@@ -34,9 +35,7 @@ def compare_command(
         Path | None, typer.Option(help="Report folder (default: reports/<A>-vs-<B>).")
     ] = None,
     cam_method: CamMethod = DEFAULTS.cam_method,
-    per_class: Annotated[
-        int, typer.Option(help="Test images per class in the Grad-CAM grid (0: none).")
-    ] = DEFAULTS.per_class,
+    cam_per_class: CamPerClass = DEFAULTS.cam_per_class,
     checkpoint: Checkpoint = DEFAULTS.checkpoint,
     runs_dir: RunsDir = Path(DEFAULTS.runs_dir),
     seed: Annotated[
@@ -47,13 +46,16 @@ def compare_command(
     ] = DEFAULTS.resamples,
     device: Device = DEFAULTS.device,
 ) -> None:
-    """Compare two classifier runs on their paired test predictions: accuracy delta with a
-    bootstrap 95% interval, McNemar's exact test, per-class recall, curves, confusion matrices,
-    Grad-CAM on the same images, and the synthetic set's FID/KID. Writes report.md, report.html
-    (self-contained) and report.json. One pair tells about those two trained models only. Several
-    seeds per side: `cli compare a0,a1,a2 b0,b1,b2` (runs paired by training seed; the delta over
-    seeds with a 95% interval counting seed and test-image noise, a verdict about the method from
-    three seeds on; pictures from the first pair)."""
+    """Compare two classifier runs (or two lists of seeds) in a report.
+
+    On their paired test predictions: accuracy delta with a bootstrap 95% interval, McNemar's
+    exact test, per-class recall, curves, confusion matrices, Grad-CAM on the same images, and the
+    synthetic set's FID/KID. Writes report.md, report.html (self-contained) and report.json.
+
+    One pair tells about those two trained models only. Several seeds per side (runs paired by
+    training seed): the delta over seeds with a 95% interval counting seed and test-image noise,
+    a verdict about the method from three seeds on; pictures from the first pair.
+    """
     from study.compare.job import run_compare
     from study.compare.runs import parse_run_list
 
@@ -127,5 +129,15 @@ def print_summary(report: dict[str, Any], folder: Path) -> None:
     )
 
 
+EXAMPLES = """Examples:
+
+cli compare resnet50-cbam resnet50-cbam-aug
+cli compare base_s0,base_s1,base_s2 aug_s0,aug_s1,aug_s2 --out reports/seeds
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("compare")(user_errors(one_process("compare")(compare_command)))
+    renamed = {"--per-class": "--cam-per-class"}
+    app.command("compare", cls=command_class(renamed=renamed), epilog=EXAMPLES)(
+        user_errors(one_process("compare")(compare_command))
+    )

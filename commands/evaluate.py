@@ -9,14 +9,15 @@ from typing import Annotated, Any
 import typer
 
 from classify.explain.methods import CAM_METHODS, CAM_TARGETS
+from commands.command import command_class
 from commands.common import interrupted_exit, one_process, user_errors
 from commands.options import (
-    CheckpointFile,
+    CamMethod,
+    Checkpoint,
     Device,
     ExplainImages,
     ExplainPerClass,
     ExplainSeed,
-    Method,
     Metric,
     Run,
     RunData,
@@ -59,7 +60,7 @@ def print_metrics(metrics: dict[str, Any], out_dir: Path) -> None:
 
 def evaluate_command(
     name: Run,
-    checkpoint: CheckpointFile = "best",
+    checkpoint: Checkpoint = "best",
     runs_dir: RunsDir = Path("runs"),
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 256,
     device: Device = "auto",
@@ -69,7 +70,8 @@ def evaluate_command(
     """Evaluate a trained run on its test split and write RUN/eval/.
 
     Writes metrics.json (accuracy, macro-F1, per-class precision/recall/F1, test loss),
-    confusion.png/.json, curves.png and predictions.csv, and prints the per-class metrics."""
+    confusion.png/.json, curves.png and predictions.csv, and prints the per-class metrics.
+    """
     from classify.checkpoint import load_classifier
     from classify.evaluation.evaluate import evaluate_loaded
     from core.device import setup_device
@@ -92,7 +94,7 @@ def evaluate_command(
 def gradcam_command(
     name: Run,
     images: ExplainImages = None,
-    method: Method = "gradcam",
+    cam_method: CamMethod = "gradcam",
     aug_smooth: Annotated[
         bool,
         typer.Option(
@@ -105,14 +107,15 @@ def gradcam_command(
             "--eigen-smooth", help="Keep the first principal component (less noisy maps)."
         ),
     ] = False,
-    per_class: ExplainPerClass = 4,
-    checkpoint: CheckpointFile = "best",
+    cam_per_class: ExplainPerClass = 4,
+    checkpoint: Checkpoint = "best",
     target: Annotated[
         choice(CAM_TARGETS), typer.Option(help="Explain the predicted class or the true class.")
     ] = "predicted",
     metric: Metric = "road",
     out: Annotated[
-        Path | None, typer.Option(help="Output PNG (default: RUN/eval/gradcam_<method>.png).")
+        Path | None,
+        typer.Option(help="Output PNG (default: RUN/eval/gradcam_<cam method>.png)."),
     ] = None,
     seed: ExplainSeed = 0,
     batch_size: Annotated[
@@ -126,9 +129,10 @@ def gradcam_command(
 ) -> None:
     """Class activation maps as a grid PNG, with a faithfulness score.
 
-    Rows are classes (--per-class K seeded-random test images each) or the given image files.
+    Rows are classes (--cam-per-class seeded-random test images each) or the given image files.
     The faithfulness score (higher is better) is printed and, for test images, stored in
-    RUN/eval/metrics.json under "cam" -> METHOD."""
+    RUN/eval/metrics.json under "cam", keyed by the CAM method.
+    """
     from classify.checkpoint import load_classifier
     from classify.explain.cams import CamOptions, check_options
     from classify.explain.gradcam_run import render_cams
@@ -138,7 +142,7 @@ def gradcam_command(
     from core.progress import make_progress
 
     options = CamOptions(
-        method=method,
+        method=cam_method,
         target=target,
         aug_smooth=aug_smooth,
         eigen_smooth=eigen_smooth,
@@ -153,7 +157,7 @@ def gradcam_command(
             batch, labels, rows, row_labels, names = given_images(loaded, images)
         else:
             batch, labels, rows, row_labels, names = test_images_per_class(
-                loaded, per_class, seed, workers, data
+                loaded, cam_per_class, seed, workers, data
             )
         if CAM_METHODS[options.method].slow_on_cpu and loaded.device.type == "cpu":
             # Printed now, not via warnings (user_errors shows those when the command ends).
@@ -195,9 +199,11 @@ def gradcam_command(
 
 def predict_command(
     name: Run,
-    images: Annotated[list[Path], typer.Argument(help="Image files to classify.")],
+    images: Annotated[
+        list[Path], typer.Argument(metavar="IMAGES", help="Image files to classify.")
+    ],
     top_k: Annotated[int, typer.Option(help="Classes shown per image (at most all classes).")] = 3,
-    checkpoint: CheckpointFile = "best",
+    checkpoint: Checkpoint = "best",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     runs_dir: RunsDir = Path("runs"),
     device: Device = "auto",
@@ -233,5 +239,8 @@ def predict_command(
 
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(user_errors(evaluate_command))
-    app.command("gradcam")(user_errors(one_process("gradcam")(gradcam_command)))
+    renamed = {"--method": "--cam-method", "--per-class": "--cam-per-class"}
+    app.command("gradcam", cls=command_class(renamed=renamed))(
+        user_errors(one_process("gradcam")(gradcam_command))
+    )
     app.command("predict")(user_errors(one_process("predict")(predict_command)))

@@ -8,14 +8,15 @@ from typing import Annotated
 
 import typer
 
+from commands.command import command_class
 from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.options import (
+    CamMethod,
     Checkpoint,
     Device,
     ExplainPerClass,
     ExplainSeed,
-    Method,
     Rollout,
     RunsDir,
 )
@@ -27,9 +28,12 @@ _E = ExplainOptions()
 
 def explain_command(
     ctx: typer.Context,
-    runs: Annotated[list[str], typer.Argument(help="Run names under --runs-dir, or run folders.")],
-    method: Method = _E.method,
-    per_class: ExplainPerClass = _E.per_class,
+    runs: Annotated[
+        list[str],
+        typer.Argument(metavar="RUNS", help="Run names under --runs-dir, or run folders."),
+    ],
+    cam_method: CamMethod = _E.cam_method,
+    cam_per_class: ExplainPerClass = _E.cam_per_class,
     rollout: Rollout = _E.rollout,
     out: Annotated[
         Path | None,
@@ -40,9 +44,11 @@ def explain_command(
     runs_dir: RunsDir = Path(_E.runs_dir),
     device: Device = _E.device,
 ) -> None:
-    """Explain the same test images with several runs in one figure: every run's class
-    activation map (--method, the same for every run) and, for ViT runs, attention rollout;
-    prints each map set's faithfulness."""
+    """Explain the same test images with several runs in one figure.
+
+    Every run's class activation map (--cam-method, the same for every run) and, for ViT runs,
+    attention rollout; prints each map set's faithfulness.
+    """
     from rich.table import Table
 
     from study.explain import explain
@@ -64,4 +70,7 @@ def explain_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("explain")(user_errors(one_process("explain")(explain_command)))
+    renamed = {"--method": "--cam-method", "--per-class": "--cam-per-class"}
+    app.command("explain", cls=command_class(renamed=renamed))(
+        user_errors(one_process("explain")(explain_command))
+    )

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from augment.fid.config import FidConfig
+from commands.command import command_class
 from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.options import Device
@@ -18,19 +19,26 @@ DEFAULTS = FidConfig()
 
 
 def register(app: typer.Typer) -> None:
-    app.command("fid")(user_errors(one_process("fid")(fid_command)))
+    renamed = {"--per-class": "--by-class", "--json": "--json-out"}
+    app.command("fid", cls=command_class(renamed=renamed))(
+        user_errors(one_process("fid")(fid_command))
+    )
 
 
 def fid_command(
     ctx: typer.Context,
     a: Annotated[
-        Path, typer.Argument(help="First image folder (e.g. the real images), any depth.")
+        Path,
+        typer.Argument(metavar="A", help="First image folder (e.g. the real images), any depth."),
     ],
-    b: Annotated[Path, typer.Argument(help="Second image folder (e.g. the generated images).")],
-    per_class: Annotated[
+    b: Annotated[
+        Path,
+        typer.Argument(metavar="B", help="Second image folder (e.g. the generated images)."),
+    ],
+    by_class: Annotated[
         bool,
         typer.Option(
-            "--per-class",
+            "--by-class",
             help="A and B are folder-per-class trees: score each class (matched by sub-folder "
             "name) and all images together.",
         ),
@@ -54,7 +62,7 @@ def fid_command(
     ] = None,
     device: Device = DEFAULTS.device,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the results here.")
+        Path | None, typer.Option("--json-out", help="Also write the results to this JSON file.")
     ] = None,
     cache: Annotated[
         bool,
@@ -66,7 +74,10 @@ def fid_command(
     ] = DEFAULTS.cache,
     seed: Annotated[int, typer.Option(help="Seed of the KID subsets.")] = DEFAULTS.seed,
 ) -> None:
-    """FID and KID (torch-fidelity, standard InceptionV3 features, offline)."""
+    """FID and KID between two image folders, or class by class (--by-class).
+
+    torch-fidelity's computation on the standard InceptionV3 features, offline.
+    """
     from core.errors import UserError
     from core.io import write_json
     from core.rundir import is_inside
@@ -77,11 +88,11 @@ def fid_command(
             raise UserError(f"{folder}: folder not found; pass an existing image folder")
         if json_out is not None and is_inside(json_out, folder):
             raise UserError(
-                f"--json {json_out}: lies inside the image folder {folder}; write it elsewhere"
+                f"--json-out {json_out}: lies inside the image folder {folder}; write it elsewhere"
             )
-    real, fake = _sources(a, b, per_class)
+    real, fake = _sources(a, b, by_class)
     try:
-        result = _score(real, fake, config, weights, per_class)
+        result = _score(real, fake, config, weights, by_class)
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted[/yellow]: features of the sets already finished are cached; "
@@ -90,7 +101,7 @@ def fid_command(
         )
         raise typer.Exit(130) from None
     payload = {"a": str(a), "b": str(b), **result, "config": config.to_dict()}
-    print_results(payload, per_class)
+    print_results(payload, by_class)
     if json_out is not None:
         write_json(json_out, payload)
         console.print(f"wrote {json_out}")

@@ -18,13 +18,16 @@ from augment.gan.config import (
     GanConfig,
     SynthConfig,
 )
+from commands.command import command_class
 from commands.common import user_errors
 from commands.configs import run_training
 from commands.options import (
+    PRESET,
     BatchSize,
     Data,
     Device,
     DistTimeout,
+    GanPreset,
     Name,
     Nproc,
     Overwrite,
@@ -40,7 +43,6 @@ from commands.options import (
     Workers,
     choice,
     comma_list,
-    preset_help,
 )
 from core.distributed import DistConfig, is_main
 from core.progress import console
@@ -55,15 +57,13 @@ def gan_train_command(
     ctx: typer.Context,
     data: Data = Path(_G.data),
     name: Name = _G.name,
-    preset: Annotated[
-        str | None, typer.Option(help=preset_help(GAN_PRESETS, "Named settings"))
-    ] = None,
+    preset: GanPreset = PRESET,
     iterations: Annotated[
         int, typer.Option(help="D+G steps (with --resume: may be raised to extend).")
     ] = _G.iterations,
     batch_size: BatchSize = _G.batch_size,
     image_size: Annotated[
-        choice(IMAGE_SIZES), typer.Option(help="Square image size (px).")
+        choice(IMAGE_SIZES), typer.Option(help="Images are resized to this square size (px).")
     ] = _G.image_size,
     z_size: Annotated[int, typer.Option(help="Noise dimension.")] = _G.z_size,
     embed_dim: Annotated[
@@ -104,6 +104,7 @@ def gan_train_command(
     diffaugment: Annotated[
         str,
         typer.Option(
+            metavar="<part,...>",
             help=_POLICY_HELP,
             callback=comma_list(POLICY_PARTS, allow_empty=True),
         ),
@@ -199,28 +200,39 @@ def gan_train_command(
         ),
     ] = 1,
     score_per_class: Annotated[
-        int, typer.Option(help="With --seeds: images per class synthesized and scored per seed.")
-    ] = _S.per_class,
+        int,
+        typer.Option(
+            help="With --seeds: images per class synthesized and scored per seed (as many as "
+            "`synthesize` and `pipeline` score by default: FID falls as the sample grows, so "
+            "sets are scored at one size)."
+        ),
+    ] = _S.score_per_class,
     synthetic_dir: Annotated[
         Path, typer.Option(help="With --seeds: folder for the seeds' synthetic sets.")
     ] = Path("synthetic"),
     cas_model: Annotated[
         str | None,
         typer.Option(
+            metavar="<model>",
             help="With --seeds: also train this classifier on each seed's synthetic set (CAS, "
-            "the same-named classifier preset as --preset)."
+            "the same-named classifier preset as --preset).",
         ),
     ] = None,
 ) -> None:
-    """Train the class-conditional DCGAN (or --per-class-models) on DATA/train (only that split
-    is read) into RUNS_DIR/NAME/: config.json, history.jsonl, samples/iter_*.png, last.pt and
-    best.pt (best mean per-class FID). Ctrl-C saves last.pt; --resume continues exactly (only
+    """Train the class-conditional DCGAN on a dataset's training images.
+
+    Reads DATA/train only (less the validation split) and writes RUNS_DIR/NAME/: config.json,
+    history.jsonl, samples/iter_NNNNNN.png, last.pt and best.pt (best mean per-class FID, or the
+    last with --fid-samples 0). Ctrl-C saves last.pt; --resume continues exactly (only
     --iterations, --eval-every, --fid-samples, --log-every, --device, --workers and --data may
     change).
+
     Several processes (torchrun, or --nproc N): --batch-size is the global batch, D and G are
     DistributedDataParallel, each process draws its own seeded noise and augmentation.
+
     --seeds N: N runs NAME-sSEED, each synthesized (--score-per-class) and scored, optionally
-    CAS (--cas-model); mean ± std of every metric in RUNS_DIR/NAME-seeds/summary.md."""
+    CAS (--cas-model); mean ± std of every metric in RUNS_DIR/NAME-seeds/summary.md.
+    """
     prefer_passive_openmp()
     if seeds != 1:
         from commands.gan_seeds import run_gan_seeds
@@ -256,5 +268,15 @@ def prefer_passive_openmp() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+EXAMPLES = """Examples:
+
+cli gan-train --name gan
+cli gan-train --data data/shoes --preset full --name shoes-gan --device cuda
+cli gan-train --name gan --seeds 3 --cas-model resnet50
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("gan-train")(user_errors(gan_train_command))
+    app.command("gan-train", cls=command_class(presets=GAN_PRESETS), epilog=EXAMPLES)(
+        user_errors(gan_train_command)
+    )

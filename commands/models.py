@@ -34,6 +34,7 @@ def models_command(
     from classify.models import ModelConfig, build_model, is_vit, model_names
     from classify.models.profile import count_parameters
     from classify.models.resnet import resolve_stem
+    from classify.models.vit import default_patch_size
 
     table = Table(
         title=f"Classifiers at {image_size} px, {num_classes} classes, width {width:g}",
@@ -56,6 +57,10 @@ def models_command(
             vit_depth=vit_depth,
             vit_heads=vit_heads,
         )
+        patch = default_patch_size(name, image_size) if is_vit(name) else 0
+        if patch and not patch_size and image_size % patch:  # vit-b16's fixed 16 px patches
+            table.add_row(name, f"patch {patch} does not divide {image_size} px", "-", "-", "-")
+            continue
         # Shapes and FLOPs need no real weights: the meta device skips allocation, init and compute.
         with torch.device("meta"):
             model = build_model(cfg)

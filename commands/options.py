@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
+from augment.gan.config import GAN_PRESETS
 from classify.classical.spec import DEFAULT_CROP, parse_augment
 from classify.explain.methods import CAM_METHODS, FAITHFULNESS_METRICS
 from classify.names import (
@@ -24,6 +25,7 @@ from classify.names import (
     MODEL_NAMES,
     OPTIMIZERS,
     POLICIES,
+    PRETRAINED,
     SCHEDULERS,
     SYNTHETIC_BN,
     SYNTHETIC_LABELS,
@@ -32,7 +34,7 @@ from classify.training.config import DEFAULT_LR, DEFAULT_WEIGHT_DECAY, FINETUNE_
 from classify.training.presets import CLASSIFIER_PRESETS
 from core.errors import UserError
 from core.names import DEVICES, RESIZE_MODES
-from core.presets import Presets
+from core.presets import NO_PRESET, Presets
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -59,24 +61,36 @@ def comma_list(names: Sequence[str], *, allow_empty: bool = False) -> Callable[[
     return check
 
 
-def preset_help(presets: Presets, what: str) -> str:
+def preset_help(presets: Presets, what: str = "Named settings") -> str:
     named = "; ".join(f"{name}: {presets.describe(name)}" for name in presets.names)
-    return f"{what} ({named}); options given explicitly override it."
+    return (
+        f"{what} ({named}; {NO_PRESET}: the options' own defaults); options given explicitly "
+        "override it."
+    )
 
 
 # --- run folders, devices, data ----------------------------------------------------------------
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder holding the runs.")]
-Run = Annotated[str, typer.Argument(help="Run name under --runs-dir, or a path to a run folder.")]
+Run = Annotated[
+    str, typer.Argument(metavar="RUN", help="Run name under --runs-dir, or a path to a run folder.")
+]
 Device = Annotated[
     str,
     typer.Option(
-        "--device", help=" | ".join(DEVICES) + " (auto: CUDA when present; cuda:N picks one GPU)."
+        "--device",
+        metavar="<" + "|".join(DEVICES) + "|cuda:N>",
+        help="Where to compute (auto: CUDA when present; cuda:N picks one GPU).",
     ),
 ]
 Workers = Annotated[int, typer.Option("--workers", help="Threads decoding images (0: inline).")]
 Data = Annotated[
-    Path, typer.Option("--data", help="Dataset folder with train/<class>/ and test/<class>/.")
+    Path,
+    typer.Option(
+        "--data",
+        help="Dataset folder with train/<class>/ and test/<class>/ (`cli data footwear` writes "
+        "the default one).",
+    ),
 ]
 RunData = Annotated[
     Path | None,
@@ -101,16 +115,27 @@ Overwrite = Annotated[
 ]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 Name = Annotated[
-    str, typer.Option("--name", help="Run name: the run is written to RUNS_DIR/NAME/.")
+    str,
+    typer.Option(
+        "--name", metavar="<name>", help="Run name: the run is written to RUNS_DIR/NAME/."
+    ),
 ]
 Checkpoint = Annotated[
-    str, typer.Option("--checkpoint", help="best (highest val accuracy) or last.")
-]
-CheckpointFile = Annotated[
     str,
     typer.Option(
         "--checkpoint",
-        help="Which checkpoint: best (highest val accuracy) or last (or a path to a .pt file).",
+        metavar="<best|last|path>",
+        help="The run's best.pt (highest validation accuracy), its last.pt, or a .pt file (a "
+        "relative path is looked for in each run folder first).",
+    ),
+]
+GanCheckpoint = Annotated[
+    str,
+    typer.Option(
+        "--checkpoint",
+        metavar="<best|last|path>",
+        help="The GAN run's best.pt (lowest mean FID), its last.pt, or a .pt file (a relative "
+        "path is looked for in the run folder first).",
     ),
 ]
 TrainPerClass = Annotated[
@@ -120,8 +145,16 @@ TrainPerClass = Annotated[
 # --- classifier training (fields of TrainConfig) -------------------------------------------------
 
 ClassifierPreset = Annotated[
-    str | None, typer.Option("--preset", help=preset_help(CLASSIFIER_PRESETS, "Training preset"))
+    choice(CLASSIFIER_PRESETS.choices),
+    typer.Option("--preset", help=preset_help(CLASSIFIER_PRESETS, "Training preset")),
 ]
+GanPreset = Annotated[
+    choice(GAN_PRESETS.choices),
+    typer.Option("--preset", help=preset_help(GAN_PRESETS, "GAN preset")),
+]
+# --preset's default in every command that takes it: the settings measured to train well on 2 CPU
+# cores (PipelineConfig.preset holds the same name).
+PRESET = "quick"
 Model = Annotated[
     choice(MODEL_NAMES),
     typer.Option("--model", help="Model registry key (`cli models` shows each one's size)."),
@@ -130,6 +163,7 @@ Models = Annotated[
     str,
     typer.Option(
         "--models",
+        metavar="<model,...>",
         help="Comma-separated model registry keys, from " + ",".join(MODEL_NAMES) + ".",
         callback=comma_list(MODEL_NAMES),
     ),
@@ -206,7 +240,7 @@ Augment = Annotated[
     str,
     typer.Option(
         "--augment",
-        metavar="CROP[,POLICY][,MIX]",
+        metavar="<crop[,policy][,mix]>",
         help=f"Train-time augmentation, comma-separated: a crop ({'|'.join(CROPS)}; default "
         f"{DEFAULT_CROP}), optionally a per-sample policy ({'|'.join(POLICIES)}) and a batch mix "
         f"with soft targets ({'|'.join(MIXES)}); e.g. trivialaugment,mixup. Applied as policy, "
@@ -273,6 +307,7 @@ Teacher = Annotated[
     str | None,
     typer.Option(
         "--teacher",
+        metavar="<run>",
         help="Classifier run trained on the real images (folder, or name under --runs-dir) whose "
         "best.pt labels the synthetic images (with --synthetic-labels teacher).",
     ),
@@ -340,13 +375,9 @@ DistTimeout = Annotated[
 _SLOW = [name for name, method in CAM_METHODS.items() if method.slow_on_cpu]
 CamMethod = Annotated[
     choice(CAM_METHODS),
-    typer.Option("--cam-method", help="Class activation map method (grid and faithfulness score)."),
-]
-Method = Annotated[
-    choice(CAM_METHODS),
     typer.Option(
-        "--method",
-        help="CAM method. "
+        "--cam-method",
+        help="Class activation map method of the maps and their faithfulness score. "
         + ", ".join(_SLOW)
         + ": one forward pass per channel of the target layer (2,048 for ResNet-50) per image: "
         "fine on a GPU, ~20 s per 64 px image on a CPU.",
@@ -355,7 +386,9 @@ Method = Annotated[
 CamPerClass = Annotated[
     int,
     typer.Option(
-        "--cam-per-class", help="Test images per class for the CAM grid and score (0: skip)."
+        "--cam-per-class",
+        help="Seeded-random test images per class in the maps and their faithfulness score "
+        "(0: none).",
     ),
 ]
 Metric = Annotated[
@@ -369,12 +402,17 @@ Metric = Annotated[
 ExplainImages = Annotated[
     list[Path] | None,
     typer.Argument(
+        metavar="IMAGES",
         help="Image files to explain (true label unknown, shown as '?'); default: "
-        "--per-class test images."
+        "--cam-per-class test images.",
     ),
 ]
 ExplainPerClass = Annotated[
-    int, typer.Option("--per-class", help="Seeded-random test images per class.")
+    int,
+    typer.Option(
+        "--cam-per-class",
+        help="Seeded-random test images per class in the maps and their faithfulness score.",
+    ),
 ]
 ExplainSeed = Annotated[
     int, typer.Option("--seed", help="Seed of the test-image choice and ROAD's noise.")
@@ -382,6 +420,63 @@ ExplainSeed = Annotated[
 Rollout = Annotated[
     bool,
     typer.Option(
-        "--rollout/--no-rollout", help="Attention rollout of ViTs (Abnar & Zuidema 2020)."
+        "--rollout/--no-rollout",
+        help="Also attention rollout of ViTs (Abnar & Zuidema 2020): the attention of every "
+        "block, not only one's.",
+    ),
+]
+
+# --- synthetic sets ------------------------------------------------------------------------------
+
+SyntheticPerClass = Annotated[int, typer.Option("--per-class", help="Synthetic images per class.")]
+ScorePerClass = Annotated[
+    int,
+    typer.Option(
+        "--score-per-class",
+        help="Score FID/KID, precision/recall and density/coverage on the first N synthetic "
+        "images of each class (and as many real and untrained-generator images): the scores fall "
+        "as the sample grows, so a fixed N compares sets of any size; 240 is the default footwear "
+        "set's training images per class. 0: every image.",
+    ),
+]
+
+
+# --- initial weights of a classifier (fields of TrainConfig; classify.training.init_weights) ----
+
+Pretrained = Annotated[
+    choice(PRETRAINED),
+    typer.Option(
+        "--pretrained",
+        help="imagenet: start from torchvision's ImageNet weights of --model (resnet50 and its "
+        "SE / CBAM variants, whose new gates keep their own initialisation; vit-b16), found in "
+        "$TORCH_HOME/hub/checkpoints or downloaded there; the model then normalises its input as "
+        "the weights expect, and --image-size defaults to their crop size (224).",
+    ),
+]
+InitWeightsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Start from a local state dict in torchvision's layout (a resnet50 or vit_b_16 "
+        "torch.save(model.state_dict()) file), treated as ImageNet weights are.",
+    ),
+]
+InitFrom = Annotated[
+    str | None,
+    typer.Option(
+        "--init-from",
+        metavar="<run>",
+        help="Start from a classifier run's best.pt (folder, or name under --runs-dir): its "
+        "--model, --width, ViT shape and --image-size unless given (a given architecture must "
+        "be the run's); the head is replaced when the classes differ.",
+    ),
+]
+FreezeBackboneEpochs = Annotated[
+    int,
+    typer.Option(
+        "--freeze-backbone-epochs",
+        help="The first K epochs train only the classifier head (and SE / CBAM gates new to "
+        "torchvision weights); the backbone's weights and BatchNorm statistics stay as loaded, "
+        "then everything trains.",
     ),
 ]

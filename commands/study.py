@@ -10,9 +10,12 @@ import typer
 
 from classify.names import MIXES, POLICIES
 from classify.training.config import TrainConfig
+from classify.training.presets import CLASSIFIER_PRESETS
+from commands.command import command_class
 from commands.common import user_errors
 from commands.configs import config_of, given
 from commands.options import (
+    PRESET,
     CamPerClass,
     ClassifierPreset,
     Device,
@@ -25,14 +28,17 @@ from commands.options import (
     Overwrite,
     Resume,
     RunsDir,
+    ScorePerClass,
     SplitSeed,
     SyncBn,
+    SyntheticPerClass,
     SyntheticRatio,
     TrainSeed,
     Width,
     choice,
 )
 from core.distributed import DistConfig
+from core.presets import NO_PRESET
 from core.progress import console, err_console
 from study.pipeline.config import PIPELINE_PRESETS, PipelineConfig
 from study.pipeline.recipes import GAN_RECIPES
@@ -49,20 +55,24 @@ def cas_command(
     ],
     model: Model = "resnet50-cbam",
     name: Annotated[
-        str | None, typer.Option(help="Run name (default: cas-<synthetic folder name>).")
+        str | None,
+        typer.Option(metavar="<name>", help="Run name (default: cas-<synthetic folder name>)."),
     ] = None,
     data: Annotated[
         Path | None,
         typer.Option(help="The real dataset (default: the one named in the manifest)."),
     ] = None,
-    preset: ClassifierPreset = "quick",
+    preset: ClassifierPreset = PRESET,
     epochs: Epochs = None,
     image_size: ImageSize = None,
     width: Width = None,
     seed: TrainSeed = _D.seed,
     baseline: Annotated[
         str | None,
-        typer.Option(help="A real-data run of the same architecture to report beside the CAS."),
+        typer.Option(
+            metavar="<run>",
+            help="A real-data run of the same architecture to report beside the CAS.",
+        ),
     ] = None,
     runs_dir: RunsDir = Path(_D.runs_dir),
     device: Device = _D.device,
@@ -72,10 +82,13 @@ def cas_command(
     sync_bn: SyncBn = _DIST.sync_bn,
     dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
-    """Classification Accuracy Score (Ravuri & Vinyals 2019): train on the synthetic images only,
-    test on the real test set. Written into the synthetic set's manifest.json under "cas".
-    Several processes: `torchrun --nproc-per-node N cli.py cas ...` (or --nproc N), as `cli train`."""
-    from classify.training.presets import CLASSIFIER_PRESETS
+    """Classification Accuracy Score of a synthetic set: train on it, test on real images.
+
+    Ravuri & Vinyals 2019: a classifier trained on the synthetic images only, tested on the real
+    test set; written into the synthetic set's manifest.json under "cas".
+
+    Several processes: `torchrun --nproc-per-node N cli.py cas ...` (or --nproc N), as `cli train`.
+    """
     from commands.launch import launch_workers
     from core.device import join_group
     from core.distributed import on_main
@@ -111,25 +124,19 @@ def pipeline_command(
     data: Annotated[
         Path | None,
         typer.Option(
-            help="Dataset folder (default: the embedded footwear set, written if missing)."
+            help="Dataset folder with train/<class>/ and test/<class>/ (default: the embedded "
+            "footwear set, data/footwear, written if missing)."
         ),
     ] = _P.data,
     preset: Annotated[
-        choice(PIPELINE_PRESETS),
+        choice((*PIPELINE_PRESETS, NO_PRESET)),
         typer.Option(
-            help="The classifier and GAN presets of that name (see train-all, gan-train)."
+            help="The classifier and GAN presets of that name (see train, gan-train; none: their "
+            "options' own defaults); the options below override them."
         ),
     ] = _P.preset,
-    per_class: Annotated[int, typer.Option(help="Synthetic images per class.")] = _P.per_class,
-    score_per_class: Annotated[
-        int,
-        typer.Option(
-            help="Score FID/KID, precision/recall, density/coverage on the first N synthetic "
-            "images of each class (and as many real test and untrained-G images), so the scores "
-            "compare across set sizes and with `gan-train --seeds`; 0: every image.",
-            metavar="N",
-        ),
-    ] = _P.score_per_class,
+    per_class: SyntheticPerClass = _P.per_class,
+    score_per_class: ScorePerClass = _P.score_per_class,
     synthetic_ratio: SyntheticRatio = _P.synthetic_ratio,
     gan_recipe: Annotated[
         choice(GAN_RECIPES),
@@ -154,7 +161,7 @@ def pipeline_command(
             "--train-per-class",
             help="Real training images per class; a comma list (e.g. 25,50,240) runs the study at "
             "each size and draws the learning curve. Your --data is subset into DATA_DIR.",
-            metavar="N[,N...]",
+            metavar="<int,...>",
         ),
     ] = str(_P.train_per_class),
     models: Models = ",".join(_P.models),
@@ -169,7 +176,7 @@ def pipeline_command(
             "epochs), :w<N> (synthetic loss weight), :mixed or :separate (the recipe), e.g. "
             "real+gan:teacher:separate-bn+trivialaugment. real:finetune is :finetune's "
             "real-only control (the same extra real-only epochs, no synthetic image).",
-            metavar="ARM[,ARM...]",
+            metavar="<arm,...>",
         ),
     ] = ",".join(_P.arms),
     runs_dir: RunsDir = Path(_P.runs_dir),
@@ -192,7 +199,7 @@ def pipeline_command(
             help="Epochs to train (overrides the preset's). A comma list (e.g. 12,24,48) is a "
             "budget grid: the study at each budget, each arm's budget chosen on validation "
             "accuracy (the same rule for every arm), the verdict at every budget beside it.",
-            metavar="E[,E...]",
+            metavar="<int,...>",
         ),
     ] = None,
     width: Width = None,
@@ -205,14 +212,19 @@ def pipeline_command(
     sync_bn: SyncBn = _DIST.sync_bn,
     dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
-    """The whole study: data -> the classifiers -> the best by validation accuracy -> gan-train
-    -> synthesize -> the best architecture retrained on real + synthetic (--gan-recipe) ->
-    compare -> CAS.
-    Finished steps are skipped, so running it again after an interruption resumes it.
+    """The whole study, from the dataset to the report, resumable.
+
+    data -> the classifiers -> the best by validation accuracy -> gan-train -> synthesize -> the
+    best architecture retrained on real + synthetic (--gan-recipe) and every --arms recipe ->
+    compare -> CAS. Finished steps are skipped, so running it again after an interruption resumes
+    it.
+
     --epochs, --width and --image-size override the classifier preset's values; a list of
     --epochs (12,24,48) runs the study at each budget and picks each arm's on validation accuracy.
+
     Several processes (`torchrun --nproc-per-node N cli.py pipeline ...`, or --nproc N): every
-    training and evaluation step runs on all of them, every other step on rank 0 alone."""
+    training and evaluation step runs on all of them, every other step on rank 0 alone.
+    """
     from rich.table import Table
 
     from classify.training.trainer import TrainInterrupted
@@ -378,6 +390,16 @@ def budget_table(grid: dict, table_cls: type) -> object:
     return table
 
 
+PIPELINE_EXAMPLES = """Examples:
+
+cli pipeline
+cli pipeline --arms real,real+gan,real+trivialaugment --seeds 3
+cli pipeline --data data/shoes --preset full --device cuda
+cli pipeline --epochs 12,24,48
+cli pipeline --train-per-class 25,50,240
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("cas")(user_errors(cas_command))
-    app.command("pipeline")(user_errors(pipeline_command))
+    app.command("cas", cls=command_class(presets=CLASSIFIER_PRESETS))(user_errors(cas_command))
+    app.command("pipeline", epilog=PIPELINE_EXAMPLES)(user_errors(pipeline_command))

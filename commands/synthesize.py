@@ -12,7 +12,15 @@ from augment.gan.config import SynthConfig
 from commands.common import one_process, user_errors
 from commands.configs import config_of
 from commands.gan import prefer_passive_openmp
-from commands.options import Device, Overwrite, Progress, RunsDir
+from commands.options import (
+    Device,
+    GanCheckpoint,
+    Overwrite,
+    Progress,
+    RunsDir,
+    ScorePerClass,
+    SyntheticPerClass,
+)
 from core.manifest import FidScores, Manifest, Score
 from core.progress import console
 
@@ -21,12 +29,15 @@ _S = SynthConfig(gan="")
 
 def synthesize_command(
     ctx: typer.Context,
-    gan: Annotated[str, typer.Option("--gan", help="GAN run name (under --runs-dir) or folder.")],
-    per_class: Annotated[int, typer.Option(help="Images to write per class.")] = _S.per_class,
+    gan: Annotated[
+        str,
+        typer.Option("--gan", metavar="<run>", help="GAN run name (under --runs-dir) or folder."),
+    ],
+    per_class: SyntheticPerClass = _S.per_class,
     out: Annotated[
         Path | None, typer.Option(help="Output folder (default: synthetic/<gan>).")
     ] = None,
-    checkpoint: Annotated[str, typer.Option(help="best (lowest mean FID) | last.")] = _S.checkpoint,
+    checkpoint: GanCheckpoint = _S.checkpoint,
     seed: Annotated[
         int, typer.Option(help="Noise seed: the same seed gives identical images.")
     ] = _S.seed,
@@ -34,7 +45,8 @@ def synthesize_command(
     filter_with: Annotated[
         str | None,
         typer.Option(
-            help="Classifier run: keep only samples it assigns to their class (see below)."
+            metavar="<run>",
+            help="Classifier run: keep only samples it assigns to their class (see below).",
         ),
     ] = _S.filter_with,
     min_confidence: Annotated[
@@ -46,9 +58,9 @@ def synthesize_command(
     oversample: Annotated[
         int | None,
         typer.Option(
-            help="With --filter-with: draw K x PER_CLASS per class and keep the PER_CLASS the "
-            "classifier is most confident of (ranking instead of --min-confidence).",
-            metavar="K",
+            help="With --filter-with: draw this many times --per-class images of each class and "
+            "keep the --per-class the classifier is most confident of (ranking instead of "
+            "--min-confidence).",
         ),
     ] = _S.oversample,
     truncation: Annotated[
@@ -67,17 +79,9 @@ def synthesize_command(
         typer.Option(
             help="Sample the EMA generator with BatchNorm statistics re-estimated over N batches "
             "(0: the statistics copied from G); default: the GAN run's own --standing-stats.",
-            metavar="N",
         ),
     ] = _S.standing_stats,
-    score_per_class: Annotated[
-        int | None,
-        typer.Option(
-            help="Score only the first N images of each class (FID depends on the sample size: "
-            "a fixed N compares sets of any size); default: all.",
-            metavar="N",
-        ),
-    ] = _S.score_per_class,
+    score_per_class: ScorePerClass = _S.score_per_class,
     untrained_reference: Annotated[
         bool,
         typer.Option(
@@ -96,11 +100,16 @@ def synthesize_command(
     device: Device = _S.device,
     progress: Progress = True,
 ) -> None:
-    """Write PER_CLASS images per class from a trained GAN into OUT/<class>/ with manifest.json
-    (source checkpoint and hash, seed, truncation, counts, per-class FID/KID and precision /
-    recall / density / coverage against the real training images next to the real-vs-real floor).
+    """Write a synthetic set from a trained GAN, scored against the real images.
+
+    --per-class images of each class go into OUT/<class>/, with manifest.json: the source
+    checkpoint and its hash, seed, truncation, counts, and per-class FID/KID and precision /
+    recall / density / coverage against the real training images, next to the real-vs-real floor
+    and an untrained generator.
+
     With --filter-with, a class that cannot reach its count within --max-draw-factor x draws keeps
-    what it has, with a warning (recorded in the manifest)."""
+    what it has, with a warning (recorded in the manifest).
+    """
     prefer_passive_openmp()
     from augment.synthesize import synthesize
 
@@ -171,5 +180,14 @@ def _print_diversity(manifest: Manifest, fid: FidScores) -> None:
                   style="dim")  # fmt: skip
 
 
+EXAMPLES = """Examples:
+
+cli synthesize --gan gan --per-class 500
+cli synthesize --gan gan --filter-with cbam --oversample 4 --out synthetic/gan-filtered
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("synthesize")(user_errors(one_process("synthesize")(synthesize_command)))
+    app.command("synthesize", epilog=EXAMPLES)(
+        user_errors(one_process("synthesize")(synthesize_command))
+    )

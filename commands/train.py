@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from classify.names import CBAM_POOL_TYPES, TRAIN_ON
 from classify.training.config import TrainConfig
 from classify.training.presets import CLASSIFIER_PRESETS
+from commands.command import command_class
 from commands.common import user_errors
-from commands.configs import run_training
+from commands.configs import given, run_training
 from commands.options import (
+    PRESET,
     Augment,
     BatchSize,
     ClassifierPreset,
@@ -22,7 +24,10 @@ from commands.options import (
     Epochs,
     FinetuneLr,
     FinetuneRealEpochs,
+    FreezeBackboneEpochs,
     ImageSize,
+    InitFrom,
+    InitWeightsFile,
     LearningRate,
     Model,
     Name,
@@ -30,6 +35,7 @@ from commands.options import (
     Optimizer,
     Overwrite,
     PatchSize,
+    Pretrained,
     Progress,
     ResizeMode,
     Resume,
@@ -64,7 +70,7 @@ _DIST = DistConfig()
 
 def train_command(
     ctx: typer.Context,
-    preset: ClassifierPreset = None,
+    preset: ClassifierPreset = PRESET,
     model: Model = _D.model,
     data: Data = Path(_D.data),
     name: Name = _D.name,
@@ -94,6 +100,7 @@ def train_command(
     cbam_pool_types: Annotated[
         str,
         typer.Option(
+            metavar="<pool,...>",
             help="CBAM channel-gate pools, comma-separated, from "
             + ",".join(CBAM_POOL_TYPES)
             + ".",
@@ -138,6 +145,10 @@ def train_command(
     synthetic_bn: SyntheticBn = _D.synthetic_bn,
     finetune_real_epochs: FinetuneRealEpochs = _D.finetune_real_epochs,
     finetune_lr: FinetuneLr = _D.finetune_lr,
+    pretrained: Pretrained = _D.pretrained,
+    weights: InitWeightsFile = None,
+    init_from: InitFrom = _D.init_from,
+    freeze_backbone_epochs: FreezeBackboneEpochs = _D.freeze_backbone_epochs,
     resume: Resume = False,
     overwrite: Overwrite = False,
     progress: Progress = True,
@@ -145,8 +156,10 @@ def train_command(
     sync_bn: SyncBn = _DIST.sync_bn,
     dist_timeout: DistTimeout = _DIST.dist_timeout,
 ) -> None:
-    """Train a classifier on a folder-per-class dataset into RUNS_DIR/NAME/ (config.json,
-    history.jsonl, last.pt, best.pt by validation accuracy). Ctrl-C saves and tells how to resume.
+    """Train a classifier on a folder-per-class dataset.
+
+    Writes RUNS_DIR/NAME/: config.json, history.jsonl, last.pt and best.pt (by validation
+    accuracy). Ctrl-C saves and tells how to resume.
 
     --resume continues with the run's saved settings and refuses options that differ from them,
     except --data, --device, --workers and --epochs (raise it to extend the run; the learning-rate
@@ -158,12 +171,25 @@ def train_command(
     --teacher, normalised by their own BatchNorm (--synthetic-bn separate), then fine-tuned on the
     real images alone (--finetune-real-epochs).
 
+    Initial weights: --pretrained imagenet (torchvision's), --weights FILE (a torchvision-layout
+    state dict) or --init-from RUN (a run of ours); the options they imply (torchvision: width 1.0
+    and --image-size 224; a run: its architecture and image size) replace the preset's and the
+    defaults unless given. --freeze-backbone-epochs K trains only the head for K epochs first.
+
     Several processes: `torchrun --nproc-per-node N cli.py train ...` (or --nproc N); --batch-size
     is then the global batch, and a run resumes on any number of processes.
     """
+    from classify.training.init_weights import with_source_defaults
     from classify.training.trainer import train
 
-    result = run_training(train, TrainConfig, CLASSIFIER_PRESETS, ctx)
+    explicit = set(given(ctx))
+
+    def train_new_or_resumed(cfg: TrainConfig, **flags: Any) -> Any:
+        if not flags["resume"]:  # a resumed run keeps its saved settings
+            cfg = with_source_defaults(cfg, explicit)
+        return train(cfg, **flags)
+
+    result = run_training(train_new_or_resumed, TrainConfig, CLASSIFIER_PRESETS, ctx)
     if result is None or not is_main():  # --nproc: rank 0 of the workers printed it
         return
     best = (
@@ -179,5 +205,17 @@ def train_command(
     )
 
 
+EXAMPLES = """Examples:
+
+cli train --model resnet50-cbam --name cbam
+cli train --data data/shoes --preset full --model resnet50-se --name shoes-se --device cuda
+cli train --model resnet50-cbam --name cbam-aug --synthetic synthetic/gan --synthetic-batch 32
+cli train --name cbam --resume --epochs 24
+cli train --model resnet50-se --pretrained imagenet --freeze-backbone-epochs 2 --name se-in1k
+"""
+
+
 def register(app: typer.Typer) -> None:
-    app.command("train")(user_errors(train_command))
+    app.command("train", cls=command_class(presets=CLASSIFIER_PRESETS), epilog=EXAMPLES)(
+        user_errors(train_command)
+    )

@@ -11,6 +11,7 @@ from classify.training.config import TrainConfig
 from classify.training.presets import CLASSIFIER_PRESETS
 from classify.training.train_all import TrainAllOptions
 from commands import options as opt
+from commands.command import command_class
 from commands.common import exit_on_interrupt, user_errors
 from commands.configs import config_from, config_of
 from core.distributed import DistConfig
@@ -23,10 +24,12 @@ _DIST = DistConfig()
 
 def train_all_command(
     ctx: typer.Context,
-    data: opt.Data,
+    data: opt.Data = Path(_D.data),
     models: opt.Models = ",".join(_O.models),
-    preset: opt.ClassifierPreset = None,
-    prefix: Annotated[str, typer.Option(help="Run names are <prefix><model>.")] = _O.prefix,
+    preset: opt.ClassifierPreset = opt.PRESET,
+    prefix: Annotated[
+        str, typer.Option(metavar="<text>", help="Run names are <prefix><model>.")
+    ] = _O.prefix,
     runs_dir: opt.RunsDir = Path(_D.runs_dir),
     epochs: opt.Epochs = _D.epochs,
     batch_size: opt.BatchSize = _D.batch_size,
@@ -53,10 +56,15 @@ def train_all_command(
     sync_bn: opt.SyncBn = _DIST.sync_bn,
     dist_timeout: opt.DistTimeout = _DIST.dist_timeout,
 ) -> None:
-    """Train each model with the same data, seed and budget, evaluate each on the test set, and
-    write RUNS_DIR/models.json naming the best by validation accuracy (ties: fewer parameters).
-    --resume keeps finished runs and continues unfinished ones. Several processes
-    (`torchrun --nproc-per-node N cli.py train-all ...`, or --nproc N): each run as `cli train`."""
+    """Train several models with the same data, seed and budget, and rank them.
+
+    Each is evaluated on the test set and its CAM scored; RUNS_DIR/models.json names the best by
+    validation accuracy (ties: fewer parameters). --resume keeps finished runs and continues
+    unfinished ones.
+
+    Several processes (`torchrun --nproc-per-node N cli.py train-all ...`, or --nproc N): each
+    run as `cli train`.
+    """
     from rich.table import Table
 
     from classify.training.train_all import train_all
@@ -101,4 +109,6 @@ def models_table(summary: dict, table_cls: type) -> object:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train-all")(user_errors(train_all_command))
+    app.command("train-all", cls=command_class(presets=CLASSIFIER_PRESETS))(
+        user_errors(train_all_command)
+    )

@@ -17,7 +17,7 @@ EVAL_DIR = "eval"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_CSV = "predictions.csv"
 # metrics.json keys whose values are dicts merged one level deep (one entry per CAM method), so
-# `cli gradcam --method X` adds X without dropping the other methods.
+# `cli gradcam --cam-method X` adds X without dropping the other methods.
 MERGED_KEYS = ("cam", "attention")
 
 

@@ -146,17 +146,36 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, checkpoint_bytes(state))
 
 
+def _older_checkpoint_globals() -> list[Any]:
+    """What checkpoints written before their RNG states and version stamps were plain data hold
+    besides tensors and containers: numpy's MT19937 key array and torch's version string. Only
+    these are allowed to the unpickler; anything else (code) is refused."""
+    import numpy as np
+    from torch.torch_version import TorchVersion
+
+    reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else None
+    return [g for g in (reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))) if g] + [
+        TorchVersion
+    ]
+
+
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (our own files: full unpickling)."""
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``: tensors,
+    containers and numbers only, plus :func:`_older_checkpoint_globals`; a pickle that would run
+    code is refused (a one-line UserError) rather than run."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found; train the run first or pick another one")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # corrupt or foreign file
-        raise UserError(f"{path}: not a readable checkpoint ({exc.__class__.__name__})") from exc
+        with torch.serialization.safe_globals(_older_checkpoint_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt, foreign, or holding more than weights
+        raise UserError(
+            f"{path}: not a readable checkpoint of this toolkit ({exc.__class__.__name__}); "
+            "it loads with weights_only=True only (no code is run from a checkpoint)"
+        ) from exc
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:

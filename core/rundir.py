@@ -74,7 +74,7 @@ def versions() -> dict[str, str]:
 
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a str subclass: plain in checkpoints
         "torchvision": version("torchvision"),
     }
 
@@ -288,7 +288,7 @@ def resolve_run_dir(run: str | Path, runs_dir: str | Path = "runs") -> Path:
 
 
 def checkpoint_path(run_dir: Path, which: str) -> Path:
-    """``best`` / ``last`` -> the run's file; a path to a ``.pt`` file is taken as it is."""
+    """``best`` / ``last``: the run's file; a ``.pt`` path: in the run folder if there, else as is."""
     if which in CHECKPOINT_FILES:
         path = Path(run_dir) / CHECKPOINT_FILES[which]
         if not path.is_file():
@@ -298,11 +298,11 @@ def checkpoint_path(run_dir: Path, which: str) -> Path:
                 f"or resume training, or pass --checkpoint {other})"
             )
         return path
-    if which.endswith(".pt") and Path(which).is_file():
-        return Path(which)
-    raise UserError(
-        f"--checkpoint {which!r}: choose {' or '.join(CHECKPOINT_FILES)} (or a .pt path)"
-    )
+    for candidate in (Path(run_dir) / which, Path(which)) if which.endswith(".pt") else ():
+        if candidate.is_file():
+            return candidate
+    choices = " or ".join(CHECKPOINT_FILES)
+    raise UserError(f"--checkpoint {which!r}: choose {choices} (or an existing .pt file)")
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

@@ -33,15 +33,15 @@ def explain(runs: list[str], options: ExplainOptions) -> dict[str, Any]:
     default = Path("reports") / f"explain-{'-vs-'.join(d.name for d in dirs)}.png"
     target = Path(options.out) if options.out else default
     check_out(target.parent, results)
-    rows = chosen_files(results[0], options.per_class, options.seed)
+    rows = chosen_files(results[0], options.cam_per_class, options.seed)
     files = [results[0].predictions.files[i] for i in rows]
     comparison = _compare(results, files, options, device)
-    labels = view_labels(comparison, [r.name for r in results], f" ({options.method})")
+    labels = view_labels(comparison, [r.name for r in results], f" ({options.cam_method})")
     target.parent.mkdir(parents=True, exist_ok=True)
     save_figure(cam_comparison_figure(comparison.rows, labels), target)
     summary = {
         "figure": str(target),
-        "method": options.method,
+        "method": options.cam_method,
         "checkpoint": options.checkpoint,
         "seed": options.seed,
         "files": files,
@@ -56,12 +56,12 @@ def _compare(
 ) -> CamComparison:
     with make_progress(transient=True) as bar:
         task = bar.add_task(
-            options.method, total=len(results) * len(files), info=f"{len(results)} runs"
+            options.cam_method, total=len(results) * len(files), info=f"{len(results)} runs"
         )
         return cam_comparison(
             results,
             files,
-            method=options.method,
+            method=options.cam_method,
             which=options.checkpoint,
             device=device,
             seed=options.seed,

@@ -14,9 +14,9 @@ class ExplainOptions:
     """Settings of ``cli explain`` (its defaults)."""
 
     out: str | None = None  # the PNG (JSON beside it); default reports/explain-<runs>.png
-    method: str = "gradcam"
-    per_class: int = 2
-    checkpoint: str = "best"
+    cam_method: str = "gradcam"
+    cam_per_class: int = 4  # test images per class (each run explains the same ones)
+    checkpoint: str = "best"  # best | last | a .pt file (a relative path: in each run folder)
     seed: int = 0
     runs_dir: str = "runs"
     device: str = "auto"
@@ -27,8 +27,10 @@ class ExplainOptions:
             raise UserError(
                 "name at least one run (e.g. `cli explain resnet50 resnet50-cbam vit-tiny`)"
             )
-        if self.method not in CAM_METHODS:
-            raise UserError(f"--method {self.method!r}: choose one of {', '.join(CAM_METHODS)}")
-        if self.per_class < 1:
-            raise UserError(f"--per-class {self.per_class}: must be at least 1")
+        if self.cam_method not in CAM_METHODS:
+            raise UserError(
+                f"--cam-method {self.cam_method!r}: choose one of {', '.join(CAM_METHODS)}"
+            )
+        if self.cam_per_class < 1:
+            raise UserError(f"--cam-per-class {self.cam_per_class}: must be at least 1")
         return self

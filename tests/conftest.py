@@ -217,6 +217,18 @@ def _test_threads() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="module")
+def standin_features() -> Iterator[None]:
+    """FID on the tiny random-conv stand-in for a whole module (``pytestmark =
+    pytest.mark.usefixtures("standin_features")``): through the environment, as no command offers
+    it (its numbers are not FID)."""
+    from commands.configs import FEATURES_ENV
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FEATURES_ENV, "random-conv")
+        yield
+
+
 # --- the tiny classifier run ----------------------------------------------------------------------
 
 RUN_SIZE, RUN_BATCH = 32, 12

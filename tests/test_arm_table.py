@@ -132,3 +132,23 @@ def test_the_arms_markdown_is_the_reports_rendering() -> None:
     assert text == render_markdown(TITLE, arms_blocks({"arms": table})[1:])
     assert "| real+gan | 85.00 ± 0.50 | +5.00 (" in text and "| better |" in text
     assert table["verdict"] in text and "best epoch by validation accuracy" in text
+
+
+def test_a_synthetic_set_that_saw_the_validation_images_is_named_in_the_report() -> None:
+    from study.pipeline.arms import arm_table
+    from study.report.arms import arm_markdown
+
+    runs = _runs({0: (100, 0), 1: (110, 0), 2: (90, 0)})
+    held_out = {"split": {"held_out": True, "recorded": True, "validation_seen": 0}}
+    assert "use-all-train" not in arm_markdown(arm_table(runs, resamples=100))
+    for run in runs["real+gan"]:
+        run.config["synthetic"] = held_out
+    assert "use-all-train" not in arm_markdown(arm_table(runs, resamples=100))
+    runs["real+gan"][1].config["synthetic"] = {
+        "split": {"held_out": False, "recorded": True, "validation_seen": 12}
+    }
+    runs["real+gan"][2].config["synthetic"] = {"split": {"recorded": False}}
+    text = arm_markdown(arm_table(runs, resamples=100))
+    assert "`gan-s1`: its synthetic set comes from a generator trained on every" in text
+    assert "(`cli gan-train --use-all-train`), 12 of this run's validation images" in text
+    assert "`gan-s2`: its synthetic set records no split" in text and "`gan-s0`" not in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,15 +16,7 @@ TINY = ["--width", "0.0625", "--image-size", "32", "--gan-iterations", "4", "--g
         "--no-cas"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _standin_features() -> Iterator[None]:
-    """FID on the tiny random-conv stand-in: through the environment, as no command offers it
-    (its numbers are not FID)."""
-    from commands.configs import FEATURES_ENV
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(FEATURES_ENV, "random-conv")
-        yield
+pytestmark = pytest.mark.usefixtures("standin_features")
 
 
 def _table(vals: dict[str, list[float | None]], delta: dict[str, tuple[float, float]]) -> dict:

@@ -80,7 +80,7 @@ def test_every_command_module_is_registered() -> None:
         ["gan-train", "--loss", "nope"],
         ["gan-train", "--image-size", "48"],
         ["gan-train", "--diffaugment", "color,nope"],
-        ["gradcam", "run", "--method", "nope"],
+        ["gradcam", "run", "--cam-method", "nope"],
         ["gradcam", "run", "--metric", "nope"],
         ["compare", "a", "b", "--cam-method", "nope"],
         ["attention", "run", "--head-fusion", "nope"],
@@ -106,7 +106,8 @@ def test_choices_are_the_registries_keys() -> None:
     assert tuple(MODEL_REGISTRY) == names.MODEL_NAMES == tuple(model_names())
     assert tuple(VIT_SIZES) == names.VIT_MODELS
     assert tuple(POOLINGS) == names.CBAM_POOL_TYPES
-    shown = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400"}).output
+    # Wide enough that Rich need not fold the list of model names.
+    shown = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "2000"}).output
     assert "|".join(names.MODEL_NAMES) in shown
 
 
@@ -121,19 +122,29 @@ def test_presets_keep_their_values_and_explicit_values_win() -> None:
         "quick": {"image_size": 32, "width": 0.25, "epochs": 12, "batch_size": 32,
                   "optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05},
         "full": {"image_size": 64, "width": 1.0, "epochs": 40, "batch_size": 64},
+        "photo": {"image_size": 224, "width": 1.0, "epochs": 15, "batch_size": 32,
+                  "optimizer": "adamw", "lr": 3e-4, "weight_decay": 0.05, "warmup_epochs": 1.0,
+                  "label_smoothing": 0.1, "augment": "resized-crop"},
     }  # fmt: skip
     assert GAN_PRESETS.table == {
         "quick": {"image_size": 32, "ngf": 32, "ndf": 32, "batch_size": 32, "iterations": 6000,
                   "minibatch_std": True, "eval_every": 1500, "fid_samples": 0},
         "full": {"image_size": 64, "ngf": 64, "ndf": 64, "batch_size": 64, "iterations": 20000,
                  "minibatch_std": True, "eval_every": 2000, "fid_samples": 500},
+        "photo": {"image_size": 64, "ngf": 64, "ndf": 64, "batch_size": 64, "iterations": 40000,
+                  "minibatch_std": True, "eval_every": 5000, "fid_samples": 500},
     }  # fmt: skip
-    assert PIPELINE_PRESETS == ("quick", "full")
+    assert PIPELINE_PRESETS == ("quick", "full", "photo")
+    photo = CLASSIFIER_PRESETS.apply(TrainConfig(), "photo").validate()
+    assert (photo.image_size, photo.learning_rate, photo.decay) == (224, 3e-4, 0.05)
+    assert GAN_PRESETS.apply(GanConfig(), "photo").validate().image_size == 64
     cfg = CLASSIFIER_PRESETS.apply(TrainConfig(), "quick", {"epochs": 1, "lr": None})
     assert (cfg.epochs, cfg.lr, cfg.width, cfg.model) == (1, 2e-3, 0.25, "resnet50")
     assert GAN_PRESETS.apply(GanConfig(), None, {"ngf": 8}) == GanConfig(ngf=8)
     for presets in (CLASSIFIER_PRESETS, GAN_PRESETS):
-        with pytest.raises(UserError, match="--preset 'huge': choose one of quick, full"):
+        with pytest.raises(
+            UserError, match="--preset 'huge': choose one of quick, full, photo, none"
+        ):
             presets.apply(GanConfig(), "huge")
 
 

@@ -124,7 +124,7 @@ def _correct(run_dir: Path, order: list[str] | None = None) -> tuple[np.ndarray,
 @pytest.mark.slow
 def test_compare_report_matches_runs_and_stats(runs: dict[str, Path]) -> None:
     out = runs["root"] / "report"
-    code, output = _compare(runs, "base", "aug", "--out", str(out), "--per-class", "2")
+    code, output = _compare(runs, "base", "aug", "--out", str(out), "--cam-per-class", "2")
     assert code == 0, output
     report = read_json(out / "report.json")
     for name in (
@@ -200,13 +200,13 @@ def test_compare_report_matches_runs_and_stats(runs: dict[str, Path]) -> None:
     assert "Synthetic training data" in page
 
     # A second report reuses the evaluations; a newer checkpoint makes compare evaluate again.
-    code, output = _compare(runs, "base", "aug", "--out", str(out), "--per-class", "0")
+    code, output = _compare(runs, "base", "aug", "--out", str(out), "--cam-per-class", "0")
     assert code == 0, output
     assert read_json(out / "report.json")["evaluated"] == {}
     best = runs["runs"] / "aug" / "best.pt"
     later = os.path.getmtime(runs["runs"] / "aug" / "eval" / "predictions.csv") + 5
     os.utime(best, (later, later))
-    code, output = _compare(runs, "base", "aug", "--out", str(out), "--per-class", "0")
+    code, output = _compare(runs, "base", "aug", "--out", str(out), "--cam-per-class", "0")
     assert code == 0, output
     assert list(read_json(out / "report.json")["evaluated"]) == ["aug"]
 
@@ -227,7 +227,7 @@ def test_compare_seed_lists_pair_by_seed(runs: dict[str, Path]) -> None:
     out = runs["root"] / "seeds"
     # B's runs are listed in the other order: pairing goes by training seed, not by position.
     code, output = _compare(
-        runs, "base,base_s2", "aug_s2,aug", "--out", str(out), "--per-class", "0"
+        runs, "base,base_s2", "aug_s2,aug", "--out", str(out), "--cam-per-class", "0"
     )
     assert code == 0, output
     report = read_json(out / "report.json")

@@ -287,7 +287,7 @@ def test_gan_on_two_nodes_then_resumed_in_one(
     gan = ["gan-train", "--data", str(data), "--runs-dir", str(runs), "--name", "g",
            "--iterations", "4", "--batch-size", "8", "--ngf", "8", "--ndf", "8", "--z-size", "16",
            "--embed-dim", "8", "--eval-every", "2", "--fid-samples", "8", "--grid-columns", "4",
-           "--log-every", "2", "--device", "cpu", "--no-progress"]  # fmt: skip
+           "--log-every", "2", "--device", "cpu", "--preset", "none", "--no-progress"]  # fmt: skip
     endpoint = f"localhost:{_free_port()}"
     nodes = [
         _start(

@@ -292,7 +292,9 @@ def test_train_then_evaluate_and_gradcam_end_to_end(tiny_run, cli, tmp_path):
     assert result.exit_code == 0, result.output
     result = cli("evaluate", "e2e", "--runs-dir", runs_dir, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    result = cli("gradcam", "e2e", "--per-class", "1", "--runs-dir", runs_dir, "--device", "cpu")
+    result = cli(
+        "gradcam", "e2e", "--cam-per-class", "1", "--runs-dir", runs_dir, "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     metrics = read_json(runs_dir / "e2e" / "eval" / "metrics.json")
     assert metrics["epoch"] == 1 and metrics["n_test"] == 15

@@ -4,8 +4,8 @@
   the space needed and free; the file it would have replaced stays intact, no temporary file or
   half history line is left; ``cli train`` then exits with 2, its lock released; the same on a
   real, tiny tmpfs (skipped where it cannot be mounted);
-- SIGTERM stops ``cli train`` and ``cli gan-train`` (real processes, a real signal) at the next
-  step: exit code 143, ``last.pt`` saved, the lock gone, the resume command printed, and
+- SIGTERM stops ``cli train``, ``cli gan-train`` and ``cli pipeline`` (real processes, a real
+  signal) at the next step: exit code 143, ``last.pt`` saved, the lock gone, the resume command printed, and
   ``--resume`` completes the run; a repeated SIGTERM does not break the save;
 - a GAN ``--resume`` refused (other training images) leaves the run folder byte for byte as it was;
 - ``--feature-extractor`` is no option of any command (the random-conv stand-in's numbers are not
@@ -359,6 +359,47 @@ def test_sigterm_twice_stops_cli_gan_train_then_resume_completes(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert load_checkpoint(run / "last.pt")["iteration"] == 12
     assert [r["iteration"] for r in _history(run) if r["kind"] == "train"] == list(range(1, 13))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cli_pipeline_in_a_training_step_and_a_rerun_finishes(
+    shapes: Path, tmp_path: Path
+) -> None:
+    """The study's classifier step stopped by SIGTERM: exit 143, the run saved, no lock left; the
+    same command again resumes it and finishes the study."""
+    from commands.configs import FEATURES_ENV
+
+    folders = {k: tmp_path / k for k in ("runs", "synthetic", "reports")}
+    args = ["pipeline", "--data", str(shapes), "--runs-dir", str(folders["runs"]),
+            "--synthetic-dir", str(folders["synthetic"]), "--reports-dir",
+            str(folders["reports"]), "--epochs", "3", "--width", "0.0625", "--image-size", "32",
+            "--gan-iterations", "4", "--gan-width", "8", "--per-class", "6", "--cam-per-class",
+            "0", "--models", "resnet50", "--arms", "real", "--no-cas", "--device", "cpu"]  # fmt: skip
+    env = {FEATURES_ENV: "random-conv"}
+    shim = tmp_path / "slow_cli.py"
+    shim.write_text(SLOW_CLI.format(delay=0.25))
+    job = subprocess.Popen([sys.executable, str(shim), *args], cwd=ROOT,
+                           env={**_env(tmp_path), **env}, text=True, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)  # fmt: skip
+
+    def first_epoch() -> bool:
+        return any(_history(p.parent) for p in folders["runs"].glob("*/config.json"))
+
+    _wait_for(first_epoch, job, "the first classifier epoch")
+    job.send_signal(signal.SIGTERM)
+    log = job.communicate(timeout=TIMEOUT)[0]
+    assert job.returncode == 143, log
+    assert "terminated (SIGTERM)" in log and "Traceback" not in log
+    stopped = [p.parent for p in folders["runs"].glob("*/last.pt")]
+    assert len(stopped) == 1 and _leftovers(folders["runs"]) == []
+    assert load_checkpoint(stopped[0] / "last.pt")["epoch"] < 3
+
+    again = subprocess.run([sys.executable, "cli.py", *args], cwd=ROOT,
+                           env={**_env(tmp_path), **env}, text=True, capture_output=True,
+                           timeout=TIMEOUT)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [r["epoch"] for r in _history(stopped[0])] == [1, 2, 3]
+    assert list(folders["runs"].glob("*-study.json")), again.stdout
 
 
 def _children(pid: int) -> list[int]:

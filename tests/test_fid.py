@@ -243,8 +243,8 @@ def test_cli_fid_per_class_end_to_end(tmp_path: Path) -> None:
     fake = _tree(tmp_path / "fake", ("boot", "sandal"), 5, 50)
     out = tmp_path / "fid.json"
     runner = CliRunner(env=STANDIN)
-    args = ["fid", str(real), str(fake), "--per-class"]
-    result = runner.invoke(app, [*args, "--kid-subset-size", "999", "--json", str(out)])
+    args = ["fid", str(real), str(fake), "--by-class"]
+    result = runner.invoke(app, [*args, "--kid-subset-size", "999", "--json-out", str(out)])
     assert result.exit_code == 0, result.output
     assert "overall" in result.output and "sandal" in result.output
     saved = json.loads(out.read_text())
@@ -264,12 +264,12 @@ def test_cli_fid_refusals(tmp_path: Path) -> None:
     real = _tree(tmp_path / "real", ("boot", "sandal"), 3, 0)
     fake = _tree(tmp_path / "fake", ("boot", "sneaker"), 3, 30)
     runner = CliRunner(env=STANDIN)
-    mismatch = runner.invoke(app, ["fid", str(real), str(fake), "--per-class"])
+    mismatch = runner.invoke(app, ["fid", str(real), str(fake), "--by-class"])
     assert mismatch.exit_code == 2 and "class names differ" in mismatch.output
     assert "sandal" in mismatch.output and "sneaker" in mismatch.output
     missing = runner.invoke(app, ["fid", str(real), str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere: folder not found" in missing.output
-    inside = runner.invoke(app, ["fid", str(real), str(fake), "--json", str(real / "x.json")])
+    inside = runner.invoke(app, ["fid", str(real), str(fake), "--json-out", str(real / "x.json")])
     assert inside.exit_code == 2 and "inside the image folder" in inside.output
     tiny_subset = runner.invoke(app, ["fid", str(real), str(real), "--kid-subset-size", "1"])
     assert (

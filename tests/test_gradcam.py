@@ -108,7 +108,7 @@ def test_targets_and_options_errors(loaded):
     assert class_targets(probs, [2, 2], "true") == [2, 2]
     with pytest.raises(UserError, match="--target true"):
         class_targets(probs, None, "true")
-    with pytest.raises(UserError, match="--method 'nope'"):
+    with pytest.raises(UserError, match="--cam-method 'nope'"):
         compute_cams(
             loaded, torch.zeros(1, 3, 32, 32, dtype=torch.uint8), [0], CamOptions(method="nope")
         )
@@ -151,7 +151,8 @@ def test_cli_gradcam_per_class_and_image_files(private_run, tmp_path):
     update_metrics(run_dir, {"accuracy": 0.5})  # an evaluation result that must survive
     runner = CliRunner()
     result = runner.invoke(
-        app, ["gradcam", "tiny", "--per-class", "2", "--runs-dir", str(runs_dir), "--device", "cpu"]
+        app,
+        ["gradcam", "tiny", "--cam-per-class", "2", "--runs-dir", str(runs_dir), "--device", "cpu"],
     )
     assert result.exit_code == 0, result.output
     assert (run_dir / "eval" / "gradcam_gradcam.png").read_bytes()[:8] == PNG_MAGIC
@@ -161,9 +162,9 @@ def test_cli_gradcam_per_class_and_image_files(private_run, tmp_path):
         [
             "gradcam",
             "tiny",
-            "--per-class",
+            "--cam-per-class",
             "1",
-            "--method",
+            "--cam-method",
             "eigencam",
             "--metric",
             "confidence",
@@ -187,7 +188,7 @@ def test_cli_gradcam_per_class_and_image_files(private_run, tmp_path):
             "gradcam",
             "tiny",
             str(data / "test/boot/boot_01.png"),
-            "--method",
+            "--cam-method",
             "hirescam",
             "--out",
             str(out),

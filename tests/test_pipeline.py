@@ -4,7 +4,7 @@ and the augmented-training pieces it relies on (class mismatch, equal step budge
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,15 +16,7 @@ TINY = ["--epochs", "1", "--width", "0.0625", "--image-size", "32", "--gan-itera
         "--models", "resnet50,resnet50-se", "--device", "cpu"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _standin_features() -> Iterator[None]:
-    """FID on the tiny random-conv stand-in: through the environment, as no command offers it
-    (its numbers are not FID)."""
-    from commands.configs import FEATURES_ENV
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(FEATURES_ENV, "random-conv")
-        yield
+pytestmark = pytest.mark.usefixtures("standin_features")
 
 
 @pytest.fixture(scope="module")

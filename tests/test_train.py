@@ -433,7 +433,8 @@ def test_cli_train_end_to_end(
 
     conflict = runner.invoke(app, ["train", "--runs-dir", str(tmp_path), "--name", "cbam",
                                    "--resume", "--lr", "0.5", "--no-progress"])  # fmt: skip
-    assert conflict.exit_code == 2 and "lr (saved None, given 0.5)" in conflict.output
+    # (saved 0.002: the default --preset quick sets it)
+    assert conflict.exit_code == 2 and "lr (saved 0.002, given 0.5)" in conflict.output
 
     # A Ctrl-C inside a step (e.g. a second Ctrl-C) must not save a half-updated state.
     import classify.training.engine
@@ -473,4 +474,34 @@ def test_cli_train_preset_with_explicit_overrides(shapes: Path, tmp_path: Path) 
     assert (saved.optimizer, saved.lr, saved.image_size) == ("adamw", 2e-3, 32)  # the preset's
     assert (saved.epochs, saved.width) == (1, 0.0625)  # given explicitly
     bad = CliRunner().invoke(app, [*args[:7], "--preset", "slow", "--name", "q"])
-    assert bad.exit_code == 2 and "--preset 'slow'" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--preset'" in bad.output
+    assert "'slow' is not one of" in bad.output
+
+
+def test_checkpoints_load_as_weights_only_and_a_pickle_with_code_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    import torch
+
+    from core.io import load_checkpoint, save_checkpoint
+    from core.seeding import rng_state, set_rng_state
+
+    state = {"epoch": 3, "rng": rng_state(), "model": {"w": torch.ones(2)}}
+    save_checkpoint(tmp_path / "ok.pt", state)
+    loaded = load_checkpoint(tmp_path / "ok.pt")
+    set_rng_state(loaded["rng"])
+    import numpy as np
+
+    first = np.random.random()
+    set_rng_state(state["rng"])
+    assert np.random.random() == first and torch.equal(loaded["model"]["w"], torch.ones(2))
+
+    class Payload:
+        def __reduce__(self) -> tuple:
+            return (Path.touch, (tmp_path / "ran",))
+
+    with open(tmp_path / "evil.pt", "wb") as f:
+        torch.save({"x": Payload()}, f, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    with pytest.raises(UserError, match="weights_only=True only"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "ran").exists()  # its code never ran

@@ -51,7 +51,7 @@ def _no_hooks(model: torch.nn.Module) -> bool:
 
 
 def test_registry_has_the_vits_beside_the_resnets() -> None:
-    assert [n for n in model_names() if is_vit(n)] == ["vit-tiny", "vit-small"]
+    assert [n for n in model_names() if is_vit(n)] == ["vit-tiny", "vit-small", "vit-b16"]
     model = build_model(ModelConfig(name="vit-tiny", num_classes=10, image_size=32))
     assert model.grid == 8 and model.patch_size == 4  # auto: an 8 x 8 token grid
     assert model.hidden_dim == 192 and model.depth == 6 and model.num_heads == 3
@@ -272,7 +272,7 @@ def test_attention_command_writes_grids_overlays_and_scores(vit_run: Path) -> No
     from cli import app
 
     runner = CliRunner()
-    args = ["attention", vit_run.name, "--runs-dir", str(vit_run.parent), "--per-class", "2",
+    args = ["attention", vit_run.name, "--runs-dir", str(vit_run.parent), "--cam-per-class", "2",
             "--rollout", "--discard-ratio", "0.5", "--device", "cpu"]  # fmt: skip
     out = runner.invoke(app, args)
     assert out.exit_code == 0, out.output
@@ -304,7 +304,7 @@ def test_attention_command_on_files_and_bad_input(vit_run: Path, tmp_path: Path)
     Image.fromarray(np.full((20, 24, 3), 200, np.uint8)).save(image)
     runner = CliRunner()
     base = ["attention", vit_run.name, "--runs-dir", str(vit_run.parent), "--device", "cpu"]
-    out = runner.invoke(app, [*base, str(image), "--out-dir", str(tmp_path / "out")])
+    out = runner.invoke(app, [*base, str(image), "--out", str(tmp_path / "out")])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "out" / "attention_heads_shoe.png").is_file()
     assert (tmp_path / "out" / "attention_layer.png").is_file()
@@ -348,7 +348,7 @@ def test_compare_shows_the_vit_rollout_with_its_faithfulness(
 
     out = tmp_path / "report"
     args = ["compare", "cnn", "vit", "--runs-dir", str(vit_run.parent), "--out", str(out),
-            "--per-class", "1", "--resamples", "1000", "--device", "cpu"]  # fmt: skip
+            "--cam-per-class", "1", "--resamples", "1000", "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = read_json(out / "report.json")
@@ -369,7 +369,7 @@ def test_explain_puts_cnn_and_vit_maps_in_one_figure(
 
     target = tmp_path / "explain.png"
     args = ["explain", "cnn", "vit", "--runs-dir", str(vit_run.parent), "--out", str(target),
-            "--per-class", "1", "--device", "cpu"]  # fmt: skip
+            "--cam-per-class", "1", "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert target.is_file() and "attention rollout" in result.output

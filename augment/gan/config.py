@@ -1,6 +1,6 @@
 """GAN run configuration: one dataclass whose defaults are the ``cli gan-train`` defaults, plus named
-presets (``quick`` for a CPU demo, ``full`` for a GPU-sized run) that override some of them; and the
-options of ``cli synthesize``.
+presets (``quick`` for a CPU demo, ``full`` for a GPU-sized run, ``photo`` beside the classifier's
+photo preset) that override some of them; and the options of ``cli synthesize``.
 
 Saved as ``runs/NAME/config.json`` and inside every checkpoint, so a run is rebuilt from either file.
 This module imports no torch (the CLI reads its defaults while building ``--help``); the registries
@@ -196,6 +196,12 @@ GAN_PRESETS = Presets({
     # A GPU-sized run in the spirit of the 64 px DCGAN: wider nets, more steps, FID every 2000.
     "full": {"image_size": 64, "ngf": 64, "ndf": 64, "batch_size": 64, "iterations": 20000,
              "minibatch_std": True, "eval_every": 2000, "fid_samples": 500},
+    # RGB photos on one GPU, beside the classifier's photo preset (the GAN stays at 64 px, the
+    # largest size a DCGAN trains reliably on a few hundred images; synthetic images are resized
+    # to the classifier's 224 px). Twice full's iterations: ~217 GFLOP per iteration at batch 64
+    # (torch.utils.flop_counter), minutes on an H100 (docs/photo-preset-times.md), FID every 5,000.
+    "photo": {"image_size": 64, "ngf": 64, "ndf": 64, "batch_size": 64, "iterations": 40000,
+              "minibatch_std": True, "eval_every": 5000, "fid_samples": 500},
 })  # fmt: skip
 
 
@@ -232,8 +238,9 @@ class SynthConfig:
     device: str = "auto"
     fid: bool = True
     # Score only the first N images of each class (FID/KID depend on the sample size: a fixed N
-    # compares sets of any size, and costs InceptionV3 less); None: all of them.
-    score_per_class: int | None = None
+    # compares sets of any size, and costs InceptionV3 less); 0 or None: all of them. 240, the
+    # default footwear set's training images per class, as `cli pipeline` and `gan-train --seeds`.
+    score_per_class: int | None = 240
     untrained_reference: bool = True  # also score an untrained generator: FID's "chance level"
     feature_extractor: str = "inception"
     # Truncation trick (Brock et al. 2019): resample noise components with |z| > truncation.
@@ -272,9 +279,9 @@ class SynthConfig:
                 "the GAN run's own setting",
             ),
             (
-                self.score_per_class is None or self.score_per_class >= 2,
+                not self.score_per_class or self.score_per_class >= 2,
                 f"--score-per-class {self.score_per_class}: must be at least 2 (a covariance "
-                "needs two images), or left out to score every image",
+                "needs two images), or 0 to score every image",
             ),
             (
                 min(self.precision_recall_k, self.density_coverage_k) >= 1,

@@ -38,7 +38,7 @@ class AttentionOptions:
 
     layer: int = -1  # the block whose class-token attention is overlaid (negative: from the end)
     head_fusion: str = "mean"  # how heads are combined: mean | max | min
-    rollout: bool = False
+    rollout: bool = True  # also attention rollout over every block (as `cli explain` does)
     discard_ratio: float = DEFAULT_DISCARD_RATIO
     metric: str = "road"
     seed: int = 0

@@ -38,7 +38,7 @@ class CamOptions:
 
 def check_options(options: CamOptions) -> None:
     if options.method not in CAM_METHODS:
-        raise UserError(f"--method {options.method!r}: choose one of {', '.join(CAM_METHODS)}")
+        raise UserError(f"--cam-method {options.method!r}: choose one of {', '.join(CAM_METHODS)}")
     if options.metric not in FAITHFULNESS_METRICS:
         raise UserError(
             f"--metric {options.metric!r}: choose one of {', '.join(FAITHFULNESS_METRICS)}"
@@ -54,7 +54,7 @@ def make_cam(loaded: LoadedClassifier, method: str, batch_size: int = DEFAULT_BA
     import pytorch_grad_cam
 
     if method not in CAM_METHODS:
-        raise UserError(f"--method {method!r}: choose one of {', '.join(CAM_METHODS)}")
+        raise UserError(f"--cam-method {method!r}: choose one of {', '.join(CAM_METHODS)}")
     cls = getattr(pytorch_grad_cam, CAM_METHODS[method].class_name)
     model = loaded.model
     cam = cls(

@@ -17,7 +17,7 @@ def select_per_class(
 ) -> list[list[int]]:
     """Per class, ``per_class`` seeded-random indices (all of them when the class has fewer)."""
     if per_class < 1:
-        raise UserError(f"--per-class {per_class}: must be at least 1")
+        raise UserError(f"--cam-per-class {per_class}: must be at least 1")
     labels_t = torch.as_tensor(list(labels), dtype=torch.long)
     generator = torch.Generator().manual_seed(seed)
     chosen = []

@@ -27,6 +27,13 @@ class ModelConfig:
     before the field existed load as ``standard``, which is what they are. A contradiction
     (``resnet50-se-pre`` + ``post``, or a position on a model without attention) is left for
     :func:`~classify.models.registry.validate_config` to report.
+
+    ``input_norm`` (``none | imagenet``, :mod:`classify.models.input_norm`) is the normalisation the
+    model applies to its [-1, 1] input first: ``imagenet`` for weights trained on ImageNet.
+    ``pretrained`` says where the initial weights came from (informational: a checkpoint's weights
+    replace them), e.g. ``torchvision:ResNet50_Weights.IMAGENET1K_V2``; "" = random init.
+    Checkpoints written before these fields existed load as ``none`` and "", which is what they
+    are.
     """
 
     name: str = "resnet50"
@@ -40,6 +47,8 @@ class ModelConfig:
     vit_depth: int = 0
     vit_heads: int = 0
     attention_position: str = "standard"
+    input_norm: str = "none"
+    pretrained: str = ""
 
     def __post_init__(self) -> None:
         # JSON gives lists; a frozen config must stay hashable and compare equal after a round trip.

@@ -9,9 +9,16 @@ from torch import nn
 
 from classify.models.attention import create_attention
 from classify.models.config import ModelConfig
+from classify.models.input_norm import make_input_norm
 from classify.models.resnet import RESNET50_LAYERS, ResNet, resolve_stem
 from classify.models.vit import VIT_SIZES, ViT, vit
-from classify.names import ATTENTION_POSITIONS, CBAM_POOL_TYPES, RESNET_VARIANTS, STEMS
+from classify.names import (
+    ATTENTION_POSITIONS,
+    CBAM_POOL_TYPES,
+    INPUT_NORMS,
+    RESNET_VARIANTS,
+    STEMS,
+)
 from core.errors import UserError
 
 ModelBuilder = Callable[[ModelConfig], nn.Module]
@@ -30,6 +37,7 @@ def resnet50(cfg: ModelConfig, attention: str | None = None, position: str = "st
         stem=resolve_stem(cfg.stem, cfg.image_size),
         attn_layer=attn_layer,
         attention_position=position,
+        input_norm=make_input_norm(cfg.input_norm),
     )
 
 
@@ -43,6 +51,7 @@ def vit_model(cfg: ModelConfig, size: str) -> ViT:
         depth=cfg.vit_depth,
         heads=cfg.vit_heads,
         width=cfg.width,
+        input_norm=make_input_norm(cfg.input_norm),
     )
 
 
@@ -77,6 +86,10 @@ def validate_config(cfg: ModelConfig) -> None:
         raise UserError(f"width {cfg.width}: the channel multiplier must be > 0 (e.g. 0.25 or 1.0)")
     if cfg.stem not in STEMS:
         raise UserError(f"stem {cfg.stem!r} is unknown: choose one of {', '.join(STEMS)}")
+    if cfg.input_norm not in INPUT_NORMS:
+        raise UserError(
+            f"input norm {cfg.input_norm!r} is unknown: choose one of {', '.join(INPUT_NORMS)}"
+        )
     validate_position(cfg)
     if is_vit(cfg.name):
         validate_vit(cfg)
@@ -111,16 +124,22 @@ def validate_position(cfg: ModelConfig) -> None:
 
 
 def validate_vit(cfg: ModelConfig) -> None:
-    from classify.models.vit import auto_patch_size
+    from classify.models.vit import auto_patch_size, default_patch_size
 
     if cfg.patch_size < 0 or cfg.vit_depth < 0 or cfg.vit_heads < 0:
         raise UserError("--patch-size, --vit-depth and --vit-heads must be >= 0 (0 = automatic)")
-    patch = cfg.patch_size or auto_patch_size(cfg.image_size)
-    if cfg.image_size % patch:
+    patch = cfg.patch_size or default_patch_size(cfg.name, cfg.image_size)
+    if cfg.image_size % patch == 0:
+        return
+    if not cfg.patch_size and patch != auto_patch_size(cfg.image_size):  # the size's own patch
         raise UserError(
-            f"--patch-size {patch} does not divide --image-size {cfg.image_size}: "
-            f"use a divisor (e.g. {auto_patch_size(cfg.image_size)})"
+            f"{cfg.name}'s patch size {patch} does not divide --image-size {cfg.image_size}: "
+            f"use a multiple of {patch} (e.g. {patch * max(1, round(cfg.image_size / patch))})"
         )
+    raise UserError(
+        f"--patch-size {patch} does not divide --image-size {cfg.image_size}: "
+        f"use a divisor (e.g. {auto_patch_size(cfg.image_size)})"
+    )
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

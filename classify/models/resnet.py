@@ -15,6 +15,11 @@ ImageNet stem would leave 1x1). ``"auto"`` picks small for inputs up to SMALL_ST
 Width: the base channel count is ``make_divisible(64 * width, 8)`` (nearest multiple of 8, at least
 8, never more than 10% below the exact value); stages use base x 1, 2, 4, 8 and blocks expand x4.
 Depth and block counts never change.
+
+Parameter and buffer names are torchvision's (``conv1``, ``bn1``, ``layerN.M.{conv,bn}K``,
+``layerN.M.downsample.{0,1}``, ``fc``), so a torchvision ``resnet50`` state dict loads unchanged;
+the attention blocks add ``layerN.M.attn.*`` (:mod:`classify.models.transfer`). ``input_norm``
+(:mod:`classify.models.input_norm`) runs first, before the stem.
 """
 
 from __future__ import annotations
@@ -125,6 +130,7 @@ class ResNet(nn.Module):
 
     # Grad-CAM hook: CNN feature maps need no reshaping (a ViT would set a token->map function).
     cam_reshape_transform: Callable[[Tensor], Tensor] | None = None
+    head_name = "fc"  # the classifier layer (replaced when a transfer changes the classes)
 
     def __init__(
         self,
@@ -135,8 +141,10 @@ class ResNet(nn.Module):
         attn_layer: AttentionFactory | None = None,
         zero_init_residual: bool = False,
         attention_position: str = "standard",
+        input_norm: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.input_norm = input_norm if input_norm is not None else nn.Identity()
         if stem not in ("small", "imagenet"):
             raise ValueError(f"stem {stem!r}: resolve 'auto' with resolve_stem() first")
         base = make_divisible(64 * width)
@@ -187,7 +195,7 @@ class ResNet(nn.Module):
                     nn.init.zeros_(module.bn3.weight)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(self.bn1(self.conv1(self.input_norm(x)))))
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)

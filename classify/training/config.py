@@ -8,7 +8,14 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from classify.classical.spec import parse_augment
-from classify.names import OPTIMIZERS, SCHEDULERS, SYNTHETIC_BN, SYNTHETIC_LABELS, TRAIN_ON
+from classify.names import (
+    OPTIMIZERS,
+    PRETRAINED,
+    SCHEDULERS,
+    SYNTHETIC_BN,
+    SYNTHETIC_LABELS,
+    TRAIN_ON,
+)
 from core.errors import UserError
 from core.split import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 
@@ -69,6 +76,13 @@ class TrainConfig:
     synthetic_bn: str = "shared"  # separate: auxiliary BatchNorm for synthetic images
     finetune_real_epochs: int = 0  # epochs on the real images only after ``epochs``
     finetune_lr: float | None = None  # constant lr then; None: FINETUNE_LR_FACTOR * learning_rate
+    # Initial weights, at most one source (classify.training.init_weights). With torchvision's
+    # weights the model normalises its input as they expect and a ResNet takes the ImageNet stem;
+    # `cli train` then defaults --image-size to the weights' crop size (init_weights.default_image_size).
+    pretrained: str = "none"  # "imagenet": torchvision's ImageNet weights of --model
+    weights: str | None = None  # a local state dict in torchvision's layout (resnet50, vit_b_16)
+    init_from: str | None = None  # a classifier run (folder or name under runs_dir): its best.pt
+    freeze_backbone_epochs: int = 0  # the first K epochs train only the head and new gates
 
     @property
     def learning_rate(self) -> float:
@@ -114,12 +128,13 @@ class TrainConfig:
         _choice("--train-on", self.train_on, TRAIN_ON)
         _choice("--synthetic-labels", self.synthetic_labels, SYNTHETIC_LABELS)
         _choice("--synthetic-bn", self.synthetic_bn, SYNTHETIC_BN)
+        _choice("--pretrained", self.pretrained, PRETRAINED)
         name = self.name
         if not name or name in (".", "..") or "/" in name or "\\" in name:
             raise UserError(
                 f"--name {name!r}: use a plain folder name (no slashes), e.g. resnet50-cbam"
             )
-        for ok, message in self._checks() + self._recipe_checks():
+        for ok, message in self._checks() + self._recipe_checks() + self._init_checks():
             if not ok:
                 raise UserError(message)
         return self
@@ -212,6 +227,40 @@ class TrainConfig:
             (
                 not separate or not is_vit(self.model),
                 f"--synthetic-bn separate: {self.model} has no BatchNorm; use a ResNet",
+            ),
+        ]
+
+    @property
+    def init_source(self) -> str | None:
+        """The option giving the initial weights (``--pretrained imagenet``, ``--weights FILE``,
+        ``--init-from RUN``), or None for a random initialisation."""
+        sources = self._init_sources()
+        return sources[0] if sources else None
+
+    def _init_sources(self) -> list[str]:
+        given = [
+            (self.pretrained != "none", f"--pretrained {self.pretrained}"),
+            (self.weights is not None, f"--weights {self.weights}"),
+            (self.init_from is not None, f"--init-from {self.init_from}"),
+        ]
+        return [option for ok, option in given if ok]
+
+    def _init_checks(self) -> list[tuple[bool, str]]:
+        freeze = self.freeze_backbone_epochs
+        return [
+            (
+                len(self._init_sources()) <= 1,
+                f"{' and '.join(self._init_sources())}: each gives the initial weights; use one",
+            ),
+            (freeze >= 0, f"--freeze-backbone-epochs {freeze}: must be >= 0"),
+            (
+                freeze == 0 or self.init_source is not None,
+                "--freeze-backbone-epochs: needs initial weights to freeze (--pretrained imagenet, "
+                "--weights FILE or --init-from RUN)",
+            ),
+            (
+                freeze <= self.epochs,
+                f"--freeze-backbone-epochs {freeze}: at most --epochs {self.epochs}",
             ),
         ]
 

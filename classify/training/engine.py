@@ -39,6 +39,8 @@ from classify.models import build_model
 from classify.models.dual_bn import add_auxiliary_batchnorm, load_split_state
 from classify.training.batches import num_batches
 from classify.training.config import TrainConfig
+from classify.training.freeze import BackboneFreeze, backbone_parameters
+from classify.training.init_weights import WeightsInit
 from classify.training.optim import apply_schedule, build_optimizer, build_scheduler, current_lr
 from classify.training.optimizer_steps import Steps
 from classify.training.run import (
@@ -91,12 +93,14 @@ class Trainer(Steps):
         run: RunDir,
         callbacks: Sequence[TrainCallback],
         sync_bn: bool = True,
+        init: WeightsInit | None = None,
     ) -> None:
         self.cfg, self.data, self.device, self.run = cfg, data, device, run
+        init = init or WeightsInit()
         self.callbacks = list(callbacks)
         self.class_names = data.train.class_names
         self.augment = parse_augment(cfg.augment)
-        self.model_cfg = model_config_of(cfg, len(self.class_names))
+        self.model_cfg = init.model_config(model_config_of(cfg, len(self.class_names)))
         self.sizes = Sizes.of(cfg, data.n_real, data.n_synthetic)
         check_sizes(cfg, self.sizes)
         self.epoch_size = self.sizes.epoch_size
@@ -106,6 +110,7 @@ class Trainer(Steps):
         self.soft_targets, self.teacher = soft_targets_of(cfg, data, device)
         seed_everything(cfg.seed)  # model initialisation
         model = build_model(self.model_cfg)
+        self.init_info = init.apply(model, self.class_names, data.val)  # draws nothing
         if cfg.synthetic_bn == "separate":
             add_auxiliary_batchnorm(model)  # draws nothing either: copies of the initialised BN
         self.model = model.to(device, memory_format=memory_format(device))
@@ -120,6 +125,13 @@ class Trainer(Steps):
         self.state = RunState()
         self.distributed = is_active()
         self.net = data_parallel(self.model, device, sync_bn=sync_bn)  # self.model in one process
+        # After DDP's SyncBatchNorm swap, so the frozen BatchNorm modules are the ones that run.
+        gates = cfg.init_from is None  # torchvision weights hold no gates: they train throughout
+        frozen = backbone_parameters(self.model, keep_gates_trainable=gates)
+        self.freeze = BackboneFreeze(
+            self.model, frozen, cfg.freeze_backbone_epochs, self.distributed
+        )
+        self.freeze.attach(self.optimizer)
         self.guard = make_guard()
 
     def steps_in(self, epoch: int) -> int:
@@ -130,7 +142,7 @@ class Trainer(Steps):
 
     # -- checkpoints ------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
-        return checkpoint_dict(
+        return {"init": self.init_info} | checkpoint_dict(
             cfg=self.cfg,
             model_cfg=self.model_cfg,
             class_names=self.class_names,
@@ -164,6 +176,7 @@ class Trainer(Steps):
             self.scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"])
         self.state = state_from_checkpoint(checkpoint)
+        self.init_info = checkpoint.get("init") or self.init_info
 
     def save(self, *which: str) -> None:
         """Write the checkpoint to ``which`` (``last``, ``best``): rank 0's job."""
@@ -197,6 +210,7 @@ class Trainer(Steps):
         batches, generator, stream = plan.batches, plan.generator, plan.synthetic_generator
         display.start_epoch(epoch, self.cfg.total_epochs, len(batches), partial.batch)
         self.net.train()
+        self.freeze.start_epoch(epoch)  # --freeze-backbone-epochs: the backbone frozen or not
         for b in range(partial.batch, len(batches)):
             start = time.perf_counter()
             with self.guard.critical():

@@ -6,7 +6,10 @@ validation; the test split is never read here. The run folder goes through the l
 truncation and config stamps on resume); the epochs themselves are
 :mod:`classify.training.engine`, the recipes for synthetic images (a synthetic batch on top of
 full real batches, loss weight, a teacher's soft targets, auxiliary BatchNorm, real-only finetune
-epochs after ``epochs``) :mod:`classify.training.synthetic_exposure`.
+epochs after ``epochs``) :mod:`classify.training.synthetic_exposure`. Initial weights
+(``--pretrained``, ``--weights``, ``--init-from``) are read before any image is decoded
+(:mod:`classify.training.init_weights`); ``--freeze-backbone-epochs`` is
+:mod:`classify.training.freeze`.
 CUDA runs under autocast with a gradient scaler and channels_last; the CPU runs fp32 on all its
 cores. See :mod:`classify.training.run` for what the folder and the checkpoints hold.
 
@@ -36,6 +39,7 @@ import torch
 from classify.models import ModelConfig
 from classify.training.config import TrainConfig
 from classify.training.engine import TrainCallback, Trainer
+from classify.training.init_weights import WeightsInit, load_source
 from classify.training.run import (
     check_checkpoint,
     dataset_summary,
@@ -139,6 +143,10 @@ def _train(
     dist: DistConfig,
 ) -> TrainResult:
     device = device or setup_device(cfg.device, cudnn_benchmark=True)  # fixed input size
+    if checkpoint is None:  # a fresh run reads its initial weights first: a bad file fails fast
+        init = WeightsInit(source=load_source(cfg, progress=progress)).check(cfg)
+    else:
+        init = WeightsInit(saved=checkpoint.get("model_config", {}))
     index = scan_dataset(Path(cfg.data))
     display = TrainDisplay(progress)
     with display:
@@ -146,7 +154,7 @@ def _train(
     warn_skipped(data.train)
     run.begin(resume=resume, overwrite=overwrite, dataset_root=index.root)
 
-    trainer = Trainer(cfg, data, device, run, callbacks or [], sync_bn=dist.sync_bn)
+    trainer = Trainer(cfg, data, device, run, callbacks or [], sync_bn=dist.sync_bn, init=init)
     same_on_every_rank(trainer.fingerprint, "decoded training images")
     smallest = trainer.epoch_size // trainer.steps_per_epoch
     if cfg.finetune_real_epochs:
@@ -168,6 +176,7 @@ def _train(
     content = run_config_json(
         cfg, trainer.model_cfg, trainer.class_names, dataset, synthetic, exposure
     )
+    content["init"] = trainer.init_info or None  # where the initial weights came from
     run.write_config({**content, **distributed_summary(cfg.batch_size, dist)}, resume=resume)
     _train_epochs(trainer, display)
     barrier()  # every rank returns once rank 0's files are complete (the next step reads them)

@@ -14,8 +14,8 @@ class CompareConfig:
     b: tuple[str, ...] = ()  # side B
     out: str | None = None  # None: reports/<A>-vs-<B>
     cam_method: str = "gradcam"
-    per_class: int = 4  # Grad-CAM images per class; 0 skips the Grad-CAM section
-    checkpoint: str = "best"
+    cam_per_class: int = 4  # Grad-CAM images per class; 0 skips the Grad-CAM section
+    checkpoint: str = "best"  # best | last | a .pt file (a relative path: in each run folder)
     runs_dir: str = "runs"
     seed: int = 0
     resamples: int = 10_000

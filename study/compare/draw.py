@@ -36,7 +36,7 @@ def draw_figures(
     if len(side_a) > 1 or len(side_b) > 1:
         figures["seeds"] = _draw_seeds(out, side_a, side_b, numbers)
     cam = None
-    if cfg.per_class > 0:
+    if cfg.cam_per_class > 0:
         cam = draw_cams(cfg, out, a, b, device)
         figures["cam"] = cam.pop("figure")
     figures.update(_draw_synthetic(cfg, out, numbers["class_names"], synthetic))
@@ -133,7 +133,7 @@ def draw_cams(
     from study.compare.cams import cam_comparison, chosen_files, view_labels
     from study.report.figures import cam_comparison_figure
 
-    rows = chosen_files(a, cfg.per_class, cfg.seed)
+    rows = chosen_files(a, cfg.cam_per_class, cfg.seed)
     files = [a.predictions.files[i] for i in rows]
     with make_progress(transient=True) as bar:
         task = bar.add_task(cfg.cam_method, total=2 * len(files), info="A and B")

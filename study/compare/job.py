@@ -36,8 +36,10 @@ def check_config(cfg: CompareConfig) -> None:
         raise UserError("pass two runs (or two comma-separated lists of runs): `cli compare A B`")
     if cfg.cam_method not in CAM_METHODS:
         raise UserError(f"--cam-method {cfg.cam_method!r}: choose one of {', '.join(CAM_METHODS)}")
-    if cfg.per_class < 0:
-        raise UserError(f"--per-class {cfg.per_class}: must be >= 0 (0 skips the Grad-CAM grid)")
+    if cfg.cam_per_class < 0:
+        raise UserError(
+            f"--cam-per-class {cfg.cam_per_class}: must be >= 0 (0 skips the Grad-CAM grid)"
+        )
     if cfg.resamples < MIN_RESAMPLES:
         raise UserError(
             f"--resamples {cfg.resamples}: use at least {MIN_RESAMPLES} (10,000 gives "
@@ -62,9 +64,16 @@ def evaluate_if_needed(run_dirs: Sequence[Path], which: str, device: Any) -> dic
     def evaluate(run_dir: Path, which: str) -> Any:
         return evaluate_run(run_dir.name, which, runs_dir=run_dir.parent, device=device)
 
+    unique = _unique(run_dirs)
+    files = {run_dir: checkpoint_path(run_dir, which) for run_dir in unique}
+    if len({path.resolve() for path in files.values()}) < len(files):
+        raise UserError(
+            f"--checkpoint {which}: one file for {len(files)} runs; give best, last or a file "
+            "name that each run folder holds"
+        )
     done = {}
-    for run_dir in _unique(run_dirs):
-        reason = ensure_evaluated(run_dir, which, evaluate, checkpoint_path(run_dir, which))
+    for run_dir in unique:
+        reason = ensure_evaluated(run_dir, which, evaluate, files[run_dir])
         if reason is not None:
             err_console.print(f"evaluated {run_dir} ({reason})", highlight=False)
             done[run_dir.name] = reason
@@ -149,7 +158,7 @@ def _settings(cfg: CompareConfig, device: Any) -> dict[str, Any]:
     return {
         "checkpoint": cfg.checkpoint,
         "cam_method": cfg.cam_method,
-        "per_class": cfg.per_class,
+        "per_class": cfg.cam_per_class,
         "seed": cfg.seed,
         "resamples": cfg.resamples,
         "runs_dir": str(cfg.runs_dir),

@@ -53,6 +53,7 @@ def arm_training(runs: Sequence[Any]) -> dict[str, Any]:
         "val_curve": mean_curve([r.history for r in runs]),
         "loss_curve": mean_curve([r.history for r in runs], "train_loss"),
         "val_best": [best_val(r.history) for r in runs],
+        "synthetic_runs": [{"name": r.name, "synthetic": r.config.get("synthetic")} for r in runs],
     }
 
 

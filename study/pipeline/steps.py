@@ -242,7 +242,7 @@ def _compare(a: list[str], b: list[str], out: Path, cfg: PipelineConfig) -> dict
             out=str(out),
             runs_dir=cfg.runs_dir,
             device=cfg.device,
-            per_class=cfg.cam_per_class,
+            cam_per_class=cfg.cam_per_class,
         )
     )
     return report

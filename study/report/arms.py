@@ -9,6 +9,7 @@ from typing import Any
 
 from study.report.markdown import render_markdown
 from study.report.model import Block, FigureBlock, Heading, Para, Table, is_number
+from study.report.synthetic import split_notes
 
 TITLE = "Arms: every recipe against real only"
 # config.json's image counts, in the order of the recipe table's columns.
@@ -128,6 +129,11 @@ def arms_blocks(report: dict[str, Any]) -> list[Block]:
         Heading(TITLE),
         Table(ARM_HEADERS, arm_rows(table), ARMS_CAPTION, [False, True, True, True, False, True]),
         Para(table["verdict"], "note"),
+        *(
+            Para(note, "note")
+            for row in table["arms"].values()
+            for note in split_notes(row.get("synthetic_runs") or [])
+        ),
         Table(
             RECIPE_HEADERS, recipe_rows(table), RECIPES_CAPTION, [False, False, True, True, True]
         ),

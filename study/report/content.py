@@ -8,7 +8,7 @@ from typing import Any
 
 from study.report.arms import arms_blocks
 from study.report.model import Block, Bullets, FigureBlock, Heading, Para, Table, num
-from study.report.synthetic import synthetic_blocks
+from study.report.synthetic import split_notes, synthetic_blocks
 from study.report.tables import (
     metrics_table,
     per_class_table,
@@ -131,6 +131,7 @@ def build_blocks(report: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [
         Para(report["verdict"], _verdict_kind(report)),
         Bullets([_side_text(report, "A"), _side_text(report, "B")]),
+        *(Para(note, "note") for note in split_notes([*report["runs"]["A"], *report["runs"]["B"]])),
         Heading("Test metrics"),
         metrics_table(report),
         Heading("Is the difference real?"),

@@ -19,6 +19,36 @@ FID_CAPTION = (
 )
 
 
+def split_note(run: str, synthetic: Any) -> str | None:
+    """A warning when ``run``'s synthetic set (its config.json ``synthetic`` entry) may have seen
+    the run's validation images: its generator trained on every ``train/`` image
+    (``--use-all-train``), or the set records no split to check; None when it was held out."""
+    split = synthetic.get("split") if isinstance(synthetic, dict) else None
+    if not isinstance(split, dict):
+        return None
+    if not split.get("recorded", True):
+        return (
+            f"`{run}`: its synthetic set records no split, so whether its generator saw this "
+            "run's validation images cannot be checked; validation accuracy (the best epoch, the "
+            "budget, the best arm) may flatter it."
+        )
+    if split.get("held_out", True):
+        return None
+    seen = split.get("validation_seen")
+    return (
+        f"`{run}`: its synthetic set comes from a generator trained on every `train/` image "
+        f"(`cli gan-train --use-all-train`), {seen if seen is not None else 'some'} of this run's "
+        "validation images among them: validation accuracy (the best epoch, the budget, the best "
+        "arm) flatters the synthetic images and cannot choose fairly."
+    )
+
+
+def split_notes(runs: list[dict[str, Any]]) -> list[str]:
+    """:func:`split_note` of every run (``name`` and ``synthetic`` keys) that has one."""
+    notes = (split_note(str(r.get("name")), r.get("synthetic")) for r in runs)
+    return [note for note in notes if note]
+
+
 def _fid_only(entry: Any) -> str:
     return num(entry.get("fid"), 2) if isinstance(entry, dict) else MISSING
 
