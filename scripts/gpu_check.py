@@ -19,33 +19,25 @@ import sys
 import time
 from pathlib import Path
 
-CLASSES = ("circle", "square", "triangle")
+CLASSES = ("rows", "columns", "diagonals")
 
 
 def write_data(out: Path, per_class: int, size: int, seed: int) -> None:
     import numpy as np
-    from PIL import Image, ImageDraw, ImageFilter
+    from PIL import Image
 
     rng = np.random.default_rng(seed)
     for label, name in enumerate(CLASSES):
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         for index in range(per_class):
-            base = rng.integers(40, 200, 3)
-            noise = rng.normal(0, 25, (size // 8, size // 8, 3)) + base
-            img = Image.fromarray(noise.clip(0, 255).astype(np.uint8)).resize((size, size))
-            draw = ImageDraw.Draw(img)
-            r = int(rng.integers(size // 6, size // 3))
-            cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
-            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-            box = (cx - r, cy - r, cx + r, cy + r)
-            if label == 0:
-                draw.ellipse(box, fill=colour)
-            elif label == 1:
-                draw.rectangle(box, fill=colour)
-            else:
-                draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
-            img = img.filter(ImageFilter.GaussianBlur(0.8))
+            # stripes whose direction is the class (rows, columns, diagonals), noisy colours
+            yy, xx = np.mgrid[0:size, 0:size]
+            phase = (yy, xx, yy + xx)[label] * (2 * np.pi / rng.uniform(12, 32))
+            wave = 0.5 + 0.5 * np.sin(phase + rng.uniform(0, 2 * np.pi))
+            colour = rng.integers(40, 256, 3)
+            pixels = wave[..., None] * colour + rng.normal(0, 12, (size, size, 3))
+            img = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
             img.save(folder / f"{name}_{index:04d}.jpg", quality=90)
 
 
@@ -139,13 +131,11 @@ def main(argv: list[str]) -> None:
     sub.add_parser("ips").add_argument("history", type=Path)
     sub.add_parser("manifest").add_argument("folder", type=Path)
     steps = sub.add_parser("ddp")
-    steps.add_argument("--device", default="cuda")
-    steps.add_argument("--model", default="resnet50")
-    steps.add_argument("--image-size", type=int, default=224)
-    steps.add_argument("--width", type=float, default=1.0)
-    steps.add_argument("--batch-size", type=int, default=32)
-    steps.add_argument("--steps", type=int, default=40)
-    steps.add_argument("--warmup", type=int, default=10)
+    for flag, kind, default in (("--device", str, "cuda"), ("--model", str, "resnet50"),
+                                ("--image-size", int, 224), ("--width", float, 1.0),
+                                ("--batch-size", int, 32), ("--steps", int, 40),
+                                ("--warmup", int, 10)):  # fmt: skip
+        steps.add_argument(flag, type=kind, default=default)
     args = parser.parse_args(argv)
     if args.what == "data":
         write_data(args.out, args.per_class, args.size, args.seed)

@@ -58,11 +58,19 @@ def test_the_split_belongs_to_the_split_seed_not_the_training_seed(
     assert not set(train16.paths) & set(val16.paths)
 
 
+@pytest.fixture(scope="module")
+def shapes10(
+    tmp_path_factory: pytest.TempPathFactory, make_dataset: Callable[..., Path]
+) -> ImageTensors:
+    """Ten training images of each of three shapes, decoded: a 0.2 split holds out 6."""
+    folder = tmp_path_factory.mktemp("shapes10") / "d"
+    return _decoded(make_dataset(folder, "shapes", train_per_class=10, test_per_class=2))
+
+
 def test_a_record_lists_what_was_learned_and_finds_seen_validation_images(
-    make_dataset: Callable[..., Path], tmp_path: Path
+    shapes10: ImageTensors,
 ) -> None:
-    data = make_dataset(tmp_path / "d", "shapes", train_per_class=10, test_per_class=2)
-    full = _decoded(data)
+    full = shapes10
     train, val = split_train(full, 0, 0.2)
     record = SplitRecord.of(train, seed=0, val_fraction=0.2)
     again = SplitRecord.from_json(json.loads(record.to_bytes()))
@@ -84,10 +92,9 @@ def test_a_record_lists_what_was_learned_and_finds_seen_validation_images(
 
 
 def test_a_teacher_or_filter_that_saw_the_validation_split_is_refused(
-    make_dataset: Callable[..., Path], tmp_path: Path
+    shapes10: ImageTensors, tmp_path: Path
 ) -> None:
-    data = make_dataset(tmp_path / "d", "shapes", train_per_class=10, test_per_class=2)
-    full = _decoded(data)
+    full = shapes10
     _, val = split_train(full, 0, 0.2)
     run = tmp_path / "teacher"
     run.mkdir()
