@@ -21,11 +21,14 @@ from commands.options import (
     Device,
     DistTimeout,
     Epochs,
+    FreezeBackboneEpochs,
     ImageSize,
+    InitWeightsFile,
     Model,
     Models,
     Nproc,
     Overwrite,
+    Pretrained,
     Resume,
     RunsDir,
     ScorePerClass,
@@ -208,6 +211,9 @@ def pipeline_command(
         int | None, typer.Option(help="Override the preset's GAN iterations.")
     ] = None,
     gan_width: Annotated[int | None, typer.Option(help="Override the GAN's ngf and ndf.")] = None,
+    pretrained: Pretrained = TrainConfig.pretrained,
+    weights: InitWeightsFile = None,
+    freeze_backbone_epochs: FreezeBackboneEpochs = TrainConfig.freeze_backbone_epochs,
     nproc: Nproc = _DIST.nproc,
     sync_bn: SyncBn = _DIST.sync_bn,
     dist_timeout: DistTimeout = _DIST.dist_timeout,
@@ -221,6 +227,10 @@ def pipeline_command(
 
     --epochs, --width and --image-size override the classifier preset's values; a list of
     --epochs (12,24,48) runs the study at each budget and picks each arm's on validation accuracy.
+
+    --pretrained imagenet (or --weights FILE) starts every classifier of the study from ImageNet
+    weights, at their width and crop size unless --width / --image-size are given (the GAN is
+    trained from scratch as always); --freeze-backbone-epochs K trains the heads alone first.
 
     Several processes (`torchrun --nproc-per-node N cli.py pipeline ...`, or --nproc N): every
     training and evaluation step runs on all of them, every other step on rank 0 alone.
@@ -245,7 +255,10 @@ def pipeline_command(
     def configure() -> tuple[PipelineConfig, tuple[int, ...], tuple[int, ...]]:
         budgets = parse_budgets(epochs)
         one = budgets[0] if len(budgets) == 1 else None
-        classifier = {"epochs": one, "width": width, "image_size": image_size}
+        classifier = {"epochs": one, "width": width, "image_size": image_size,
+                      "weights": str(weights) if weights else None,
+                      "pretrained": pretrained if pretrained != TrainConfig.pretrained else None,
+                      "freeze_backbone_epochs": freeze_backbone_epochs or None}  # fmt: skip
         gan = {"iterations": gan_iterations, "ngf": gan_width, "ndf": gan_width}
         if gan_iterations is not None:
             gan["eval_every"] = gan_iterations

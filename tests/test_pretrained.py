@@ -323,3 +323,28 @@ def test_init_from_a_run_with_other_classes(
         out = CliRunner().invoke(app, ["train", *args, "--name", "x", *extra, "--no-progress"])
         errors = [line for line in out.output.splitlines() if line.startswith("error:")]
         assert out.exit_code == 2 and len(errors) == 1 and match in errors[0], out.output
+
+
+def test_every_classifier_of_a_study_starts_from_the_weights_given_to_the_pipeline(
+    tmp_path: Path,
+) -> None:
+    from cli import app
+    from study.pipeline.config import PipelineConfig
+    from study.pipeline.plan import classifier_base
+
+    base = classifier_base(PipelineConfig(classifier={"pretrained": "imagenet"}), tmp_path, 3)
+    assert (base.pretrained, base.width, base.image_size, base.seed) == ("imagenet", 1.0, 224, 3)
+    given = PipelineConfig(
+        classifier={"weights": "w.pt", "image_size": 96, "freeze_backbone_epochs": 2}
+    )
+    base = classifier_base(given, tmp_path, 0)
+    assert (base.weights, base.width, base.image_size, base.freeze_backbone_epochs) == (
+        "w.pt",
+        1.0,
+        96,
+        2,
+    )
+    plain = classifier_base(PipelineConfig(), tmp_path, 0)
+    assert (plain.pretrained, plain.width, plain.image_size) == ("none", 0.25, 32)  # quick preset
+    help_text = CliRunner().invoke(app, ["pipeline", "--help"], env={"COLUMNS": "200"}).output
+    assert "--pretrained" in help_text and "--freeze-backbone-epochs" in help_text

@@ -193,12 +193,17 @@ def dataset_path(cfg: PipelineConfig) -> Path:
 
 
 def classifier_base(cfg: PipelineConfig, data: Path, seed: int) -> TrainConfig:
+    """Every classifier of the study starts here: the preset, the options given, and what initial
+    weights imply for the options not given (:func:`classify.training.init_weights.
+    with_source_defaults`: ImageNet weights train at their width and crop size)."""
+    from classify.training.init_weights import with_source_defaults
     from classify.training.presets import CLASSIFIER_PRESETS
 
     explicit = {**cfg.classifier, "data": str(data), "runs_dir": cfg.runs_dir, "seed": seed,
                 "split_seed": cfg.split_seed}  # fmt: skip
     explicit.setdefault("device", cfg.device)
-    return CLASSIFIER_PRESETS.apply(TrainConfig(), cfg.preset, explicit)
+    base = CLASSIFIER_PRESETS.apply(TrainConfig(), cfg.preset, explicit)
+    return with_source_defaults(base, explicit)
 
 
 def pick_architecture(summaries: list[dict[str, Any]]) -> str:
