@@ -7,6 +7,7 @@ are found and their checkpoint files named by :mod:`core.rundir`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from classify.image_files import load_image_files
 from classify.models import ModelConfig, build_model
 from classify.training.config import TrainConfig
 from core.data import to_model_input
@@ -40,7 +42,7 @@ class LoadedClassifier:
     model_config: ModelConfig
     train_config: TrainConfig
     class_names: list[str]
-    run_dir: Path
+    run_dir: Path | None  # None: weights without a run (classify.pretrained_model)
     checkpoint_path: Path
     device: torch.device
     which: str = "best"
@@ -50,11 +52,21 @@ class LoadedClassifier:
 
     @property
     def name(self) -> str:
-        return self.run_dir.name
+        return self.run_dir.name if self.run_dir is not None else self.model_config.name
+
+    @property
+    def source(self) -> str:
+        """Which weights these are, for figure titles: ``best.pt, epoch 12``."""
+        return f"{self.which}.pt, epoch {self.epoch}"
 
     @property
     def image_size(self) -> int:
         return self.model_config.image_size
+
+    def preprocess(self, paths: Sequence[str | Path]) -> torch.Tensor:
+        """Image files as uint8 N x 3 x S x S, decoded as the run's images were (image size,
+        resize mode); a one-line UserError for a missing or unreadable file."""
+        return load_image_files(paths, self.image_size, self.train_config.resize_mode)
 
     def model_input(self, images_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 N x 3 x S x S (any device) -> float [-1, 1] on the model's device and layout."""
@@ -88,7 +100,8 @@ class LoadedClassifier:
         return torch.softmax(self.predict_logits(images_uint8, batch_size), dim=1)
 
 
-def _device(device: str | torch.device | None) -> torch.device:
+def target_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch.device (None or "auto": CUDA when there is one)."""
     if device is None:
         return resolve_device("auto")
     if isinstance(device, torch.device):
@@ -140,7 +153,7 @@ def load_classifier(
             f"{path}: weights do not fit the {model_config.name} model ({first}); "
             "was the checkpoint written by another version?"
         ) from exc
-    target = _device(device)
+    target = target_device(device)
     model = model.to(target, memory_format=memory_format(target)).eval()
     return LoadedClassifier(
         model=model,

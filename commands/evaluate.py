@@ -14,16 +14,21 @@ from commands.common import interrupted_exit, one_process, user_errors
 from commands.options import (
     CamMethod,
     Checkpoint,
+    CnnPhotoModel,
     Device,
     ExplainImages,
     ExplainPerClass,
     ExplainSeed,
     Metric,
+    PhotoPretrained,
+    PhotoWeights,
     Run,
     RunData,
+    RunOrPhoto,
     RunsDir,
     Workers,
     choice,
+    photos_or_run,
 )
 from core.progress import console, err_console
 
@@ -92,8 +97,11 @@ def evaluate_command(
 
 
 def gradcam_command(
-    name: Run,
+    name: RunOrPhoto,
     images: ExplainImages = None,
+    model: CnnPhotoModel = None,
+    pretrained: PhotoPretrained = "none",
+    weights: PhotoWeights = None,
     cam_method: CamMethod = "gradcam",
     aug_smooth: Annotated[
         bool,
@@ -115,7 +123,10 @@ def gradcam_command(
     metric: Metric = "road",
     out: Annotated[
         Path | None,
-        typer.Option(help="Output PNG (default: RUN/eval/gradcam_<cam method>.png)."),
+        typer.Option(
+            help="Output PNG (default: RUN/eval/gradcam_<cam method>.png; with --pretrained or "
+            "--weights: reports/explain-<model>/gradcam_<cam method>.png)."
+        ),
     ] = None,
     seed: ExplainSeed = 0,
     batch_size: Annotated[
@@ -131,12 +142,15 @@ def gradcam_command(
 
     Rows are classes (--cam-per-class seeded-random test images each) or the given image files.
     The faithfulness score (higher is better) is printed and, for test images, stored in
-    RUN/eval/metrics.json under "cam", keyed by the CAM method.
+    RUN/eval/metrics.json under "cam", keyed by the CAM method. With --pretrained imagenet or
+    --weights FILE there is no run: every positional argument is a photo, one row each, labelled
+    with --model's top-1 ImageNet class, whose map is shown.
     """
     from classify.checkpoint import load_classifier
     from classify.explain.cams import CamOptions, check_options
     from classify.explain.gradcam_run import render_cams
     from classify.explain.selection import given_images, test_images_per_class
+    from classify.pretrained_model import load_imagenet_classifier, photo_out_dir
     from core.device import setup_device
     from core.evaldir import eval_dir, update_metrics
     from core.progress import make_progress
@@ -151,14 +165,22 @@ def gradcam_command(
         seed=seed,
     )
     check_options(options)
+    photos = photos_or_run(name, images, pretrained, weights, model)
     try:
-        loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
-        if images:
-            batch, labels, rows, row_labels, names = given_images(loaded, images)
-        else:
-            batch, labels, rows, row_labels, names = test_images_per_class(
-                loaded, cam_per_class, seed, workers, data
+        if photos is not None:
+            loaded = load_imagenet_classifier(
+                model or "resnet50", pretrained, weights, setup_device(device)
             )
+            batch, labels, rows, row_labels, names = given_images(loaded, photos)
+            out = out or photo_out_dir(loaded.model_config.name) / f"gradcam_{options.method}.png"
+        else:
+            loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
+            if images:
+                batch, labels, rows, row_labels, names = given_images(loaded, images)
+            else:
+                batch, labels, rows, row_labels, names = test_images_per_class(
+                    loaded, cam_per_class, seed, workers, data
+                )
         if CAM_METHODS[options.method].slow_on_cpu and loaded.device.type == "cpu":
             # Printed now, not via warnings (user_errors shows those when the command ends).
             err_console.print(
@@ -179,17 +201,19 @@ def gradcam_command(
                 options,
                 names,
                 progress=lambda n: bar.advance(task, n),
+                label_predicted=photos is not None,
             )
     except KeyboardInterrupt:
         raise interrupted_exit() from None
     faith = report.faithfulness
-    if not images:
+    test_images = loaded.run_dir is not None and not images
+    if test_images:
         update_metrics(loaded.run_dir, {"cam": {options.method: faith}})
     console.print(f"wrote {path}", highlight=False)
     console.print(
         f"faithfulness ({faith['metric']}, higher is better): [bold]{faith['value']:.4f}[/bold] "
         f"± {faith['std']:.4f} over {faith['n_images']} images"
-        + ("" if images else f"; stored in {eval_dir(loaded.run_dir) / 'metrics.json'}"),
+        + (f"; stored in {eval_dir(loaded.run_dir) / 'metrics.json'}" if test_images else ""),
         highlight=False,
     )
 
@@ -198,33 +222,47 @@ def gradcam_command(
 
 
 def predict_command(
-    name: Run,
+    name: RunOrPhoto,
     images: Annotated[
-        list[Path], typer.Argument(metavar="IMAGES", help="Image files to classify.")
-    ],
+        list[Path] | None, typer.Argument(metavar="IMAGES", help="Image files to classify.")
+    ] = None,
     top_k: Annotated[int, typer.Option(help="Classes shown per image (at most all classes).")] = 3,
+    model: CnnPhotoModel = None,
+    pretrained: PhotoPretrained = "none",
+    weights: PhotoWeights = None,
     checkpoint: Checkpoint = "best",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     runs_dir: RunsDir = Path("runs"),
     device: Device = "auto",
 ) -> None:
-    """Classify image files with a trained run: top-k classes and probabilities per image."""
+    """Classify image files with a trained run or ImageNet weights: top-k classes per image.
+
+    With a run (RUN IMAGES...): the run's classes, images decoded as it was trained. With
+    --pretrained imagenet or --weights FILE (IMAGES... only, no run): --model's ImageNet classes
+    and probabilities, each photo prepared as the weights' own transforms prepare it.
+    """
     import json
 
     from rich.table import Table
 
     from classify.checkpoint import load_classifier
     from classify.evaluation.predict import predict_files
+    from classify.pretrained_model import load_imagenet_classifier
     from core.device import setup_device
 
-    loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
-    results = predict_files(loaded, images, top_k)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {"run": loaded.name, "checkpoint": loaded.which, "predictions": results}, indent=2
-            )
+    photos = photos_or_run(name, images, pretrained, weights, model)
+    if photos is None:
+        loaded = load_classifier(name, checkpoint, runs_dir, setup_device(device))
+        results = predict_files(loaded, images or [], top_k)
+        about = {"run": loaded.name, "checkpoint": loaded.which}
+    else:
+        loaded = load_imagenet_classifier(
+            model or "resnet50", pretrained, weights, setup_device(device)
         )
+        results = predict_files(loaded, photos, top_k)
+        about = {"model": loaded.model_config.name, "weights": loaded.source}
+    if as_json:
+        typer.echo(json.dumps({**about, "predictions": results}, indent=2))
         return
     for result in results:
         console.print(f"[bold]{result['file']}[/bold]", highlight=False, soft_wrap=True)
@@ -237,10 +275,26 @@ def predict_command(
         console.print(table)
 
 
+GRADCAM_EXAMPLES = """Examples:
+
+cli gradcam resnet50 --cam-method gradcam++
+cli gradcam resnet50 photos/a.jpg photos/b.jpg
+cli gradcam photos/cat.jpg --model resnet50 --pretrained imagenet --cam-method scorecam
+"""
+PREDICT_EXAMPLES = """Examples:
+
+cli predict resnet50 photos/a.jpg photos/b.jpg
+cli predict photos/cat.jpg --model vit-b16 --pretrained imagenet --top-k 5
+cli predict photos/cat.jpg --model resnet50 --weights resnet50.pth
+"""
+
+
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(user_errors(evaluate_command))
     renamed = {"--method": "--cam-method", "--per-class": "--cam-per-class"}
-    app.command("gradcam", cls=command_class(renamed=renamed))(
+    app.command("gradcam", cls=command_class(renamed=renamed), epilog=GRADCAM_EXAMPLES)(
         user_errors(one_process("gradcam")(gradcam_command))
     )
-    app.command("predict")(user_errors(one_process("predict")(predict_command)))
+    app.command("predict", epilog=PREDICT_EXAMPLES)(
+        user_errors(one_process("predict")(predict_command))
+    )

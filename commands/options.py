@@ -480,3 +480,70 @@ FreezeBackboneEpochs = Annotated[
         "then everything trains.",
     ),
 ]
+
+
+# --- photos with ImageNet weights instead of a run (classify.pretrained_model) ---------------
+
+RunOrPhoto = Annotated[
+    str,
+    typer.Argument(
+        metavar="RUN",
+        help="Run name under --runs-dir, or a path to a run folder; with --pretrained or "
+        "--weights: the first image file.",
+    ),
+]
+PhotoPretrained = Annotated[
+    choice(PRETRAINED),
+    typer.Option(
+        "--pretrained",
+        help="imagenet: no run; every positional argument is an image file, classified by --model "
+        "with torchvision's ImageNet weights (found in $TORCH_HOME/hub/checkpoints or downloaded "
+        "there) into ImageNet's 1000 classes, each photo resized and cropped as the weights' own "
+        "transforms do.",
+    ),
+]
+PhotoWeights = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="As --pretrained imagenet, with a local state dict in torchvision's layout (a "
+        "resnet50 or vit_b_16 torch.save(model.state_dict()) file with its 1000-class head) "
+        "instead of the downloaded weights.",
+    ),
+]
+
+
+def photo_model(default: str) -> Any:
+    """``--model`` of a command that also reads runs: the architecture for --pretrained /
+    --weights (None when not given: ``default`` there, and nothing with a run)."""
+    return Annotated[
+        choice(MODEL_NAMES) | None,
+        typer.Option(
+            "--model",
+            help=f"With --pretrained or --weights: the architecture (default {default}; resnet50 "
+            "or an SE / CBAM variant of it, or vit-b16). A run brings its own.",
+        ),
+    ]
+
+
+CnnPhotoModel = photo_model("resnet50")  # predict, gradcam
+VitPhotoModel = photo_model("vit-b16")  # attention
+
+
+def photos_or_run(
+    name: str,
+    images: Sequence[Path] | None,
+    pretrained: str,
+    weights: Path | None,
+    model: str | None,
+) -> list[Path] | None:
+    """The image files when --pretrained or --weights replace the run (every positional argument
+    is then an image), else None (``name`` is the run); refuse --model with a run."""
+    if pretrained == "none" and weights is None:
+        if model is not None:
+            raise UserError(
+                f"--model {model}: a run brings its own model; --model goes with --pretrained "
+                "imagenet or --weights FILE (then every positional argument is an image)"
+            )
+        return None
+    return [Path(name), *(images or [])]

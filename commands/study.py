@@ -23,7 +23,9 @@ from commands.options import (
     Epochs,
     FreezeBackboneEpochs,
     ImageSize,
+    InitFrom,
     InitWeightsFile,
+    LearningRate,
     Model,
     Models,
     Nproc,
@@ -207,12 +209,14 @@ def pipeline_command(
     ] = None,
     width: Width = None,
     image_size: ImageSize = None,
+    lr: LearningRate = None,
     gan_iterations: Annotated[
         int | None, typer.Option(help="Override the preset's GAN iterations.")
     ] = None,
     gan_width: Annotated[int | None, typer.Option(help="Override the GAN's ngf and ndf.")] = None,
     pretrained: Pretrained = TrainConfig.pretrained,
     weights: InitWeightsFile = None,
+    init_from: InitFrom = TrainConfig.init_from,
     freeze_backbone_epochs: FreezeBackboneEpochs = TrainConfig.freeze_backbone_epochs,
     nproc: Nproc = _DIST.nproc,
     sync_bn: SyncBn = _DIST.sync_bn,
@@ -225,12 +229,13 @@ def pipeline_command(
     compare -> CAS. Finished steps are skipped, so running it again after an interruption resumes
     it.
 
-    --epochs, --width and --image-size override the classifier preset's values; a list of
+    --epochs, --width, --image-size and --lr override the classifier preset's values; a list of
     --epochs (12,24,48) runs the study at each budget and picks each arm's on validation accuracy.
 
     --pretrained imagenet (or --weights FILE) starts every classifier of the study from ImageNet
-    weights, at their width and crop size unless --width / --image-size are given (the GAN is
-    trained from scratch as always); --freeze-backbone-epochs K trains the heads alone first.
+    weights, at their width and crop size unless --width / --image-size are given; --init-from RUN
+    from a classifier run of yours (--models must be its model), at its width and image size. The
+    GAN is trained from scratch as always; --freeze-backbone-epochs K trains the heads alone first.
 
     Several processes (`torchrun --nproc-per-node N cli.py pipeline ...`, or --nproc N): every
     training and evaluation step runs on all of them, every other step on rank 0 alone.
@@ -255,9 +260,10 @@ def pipeline_command(
     def configure() -> tuple[PipelineConfig, tuple[int, ...], tuple[int, ...]]:
         budgets = parse_budgets(epochs)
         one = budgets[0] if len(budgets) == 1 else None
-        classifier = {"epochs": one, "width": width, "image_size": image_size,
+        classifier = {"epochs": one, "width": width, "image_size": image_size, "lr": lr,
                       "weights": str(weights) if weights else None,
                       "pretrained": pretrained if pretrained != TrainConfig.pretrained else None,
+                      "init_from": init_from,
                       "freeze_backbone_epochs": freeze_backbone_epochs or None}  # fmt: skip
         gan = {"iterations": gan_iterations, "ngf": gan_width, "ndf": gan_width}
         if gan_iterations is not None:

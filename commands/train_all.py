@@ -13,7 +13,7 @@ from classify.training.train_all import TrainAllOptions
 from commands import options as opt
 from commands.command import command_class
 from commands.common import exit_on_interrupt, user_errors
-from commands.configs import config_from, config_of
+from commands.configs import config_from, config_of, given
 from core.distributed import DistConfig
 from core.progress import console
 
@@ -43,6 +43,9 @@ def train_all_command(
     vit_depth: opt.VitDepth = _D.vit_depth,
     vit_heads: opt.VitHeads = _D.vit_heads,
     augment: opt.Augment = _D.augment,
+    pretrained: opt.Pretrained = _D.pretrained,
+    weights: opt.InitWeightsFile = None,
+    freeze_backbone_epochs: opt.FreezeBackboneEpochs = _D.freeze_backbone_epochs,
     val_fraction: opt.ValFraction = _D.val_fraction,
     split_seed: opt.SplitSeed = _D.split_seed,
     seed: opt.TrainSeed = _D.seed,
@@ -62,11 +65,16 @@ def train_all_command(
     validation accuracy (ties: fewer parameters). --resume keeps finished runs and continues
     unfinished ones.
 
+    --pretrained imagenet (or --weights FILE) starts every model from ImageNet weights, at their
+    width and crop size unless --width / --image-size are given; --freeze-backbone-epochs K trains
+    the heads alone first.
+
     Several processes (`torchrun --nproc-per-node N cli.py train-all ...`, or --nproc N): each
     run as `cli train`.
     """
     from rich.table import Table
 
+    from classify.training.init_weights import with_source_defaults
     from classify.training.train_all import train_all
     from commands.launch import launch_workers
     from core.distributed import is_main
@@ -75,6 +83,7 @@ def train_all_command(
     if launch_workers(ctx, dist.nproc):
         return  # rank 0 of the workers printed the table
     base = config_from(TrainConfig, ctx, presets=CLASSIFIER_PRESETS, preset=preset)
+    base = with_source_defaults(base, set(given(ctx)))
     summary = exit_on_interrupt(
         lambda: train_all(base, config_of(TrainAllOptions, ctx), dist),
         hint="continue all with the same command plus --resume",

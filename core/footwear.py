@@ -4,6 +4,10 @@ Sandal, Sneaker and Ankle boot (labels 5, 7, 9) are written as PNGs in the toolk
 seeded, stratified small training subset (the sneaker photo set the toolkit was first asked for has
 237 images per class) and the full 1,000-per-class test set. The source is the standard gzipped IDX
 files, as Debian's ``dataset-fashion-mnist`` installs them.
+
+Other classes are written the same way (``FootwearConfig.classes``, `cli data fashion-mnist`): the
+seven that are not footwear are a disjoint source task to pretrain a backbone on before
+``--init-from`` on the footwear set.
 """
 
 from __future__ import annotations
@@ -21,7 +25,25 @@ from PIL import Image
 from core.errors import UserError
 from core.io import read_json, write_json
 
+FASHION_MNIST_CLASSES = {
+    0: "tshirt_top",
+    1: "trouser",
+    2: "pullover",
+    3: "dress",
+    4: "coat",
+    5: "sandal",
+    6: "shirt",
+    7: "sneaker",
+    8: "bag",
+    9: "ankle_boot",
+}
 FOOTWEAR_CLASSES = {5: "sandal", 7: "sneaker", 9: "ankle_boot"}
+# Named groups of --classes: the footwear, the seven others, or all ten.
+CLASS_GROUPS = {
+    "footwear": tuple(FOOTWEAR_CLASSES.values()),
+    "other": tuple(n for k, n in FASHION_MNIST_CLASSES.items() if k not in FOOTWEAR_CLASSES),
+    "all": tuple(FASHION_MNIST_CLASSES.values()),
+}
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -44,6 +66,21 @@ class FootwearConfig:
     train_per_class: int = 240
     seed: int = 0
     idx_dir: str | None = None
+    classes: str = "footwear"  # a CLASS_GROUPS name, or comma-separated Fashion-MNIST class names
+
+
+def class_labels(classes: str) -> dict[int, str]:
+    """``classes`` (a group name or a comma list of class names) as Fashion-MNIST label -> name;
+    a one-line error naming the choices for anything else."""
+    names = CLASS_GROUPS.get(classes) or tuple(n.strip() for n in classes.split(",") if n.strip())
+    labels = {n: k for k, n in FASHION_MNIST_CLASSES.items()}
+    unknown = [n for n in names if n not in labels]
+    if unknown or len(set(names)) < 2 or len(set(names)) != len(names):
+        raise UserError(
+            f"--classes {classes!r}: name two or more different classes, or a group "
+            f"({', '.join(CLASS_GROUPS)}); the classes are {', '.join(FASHION_MNIST_CLASSES.values())}"
+        )
+    return {labels[n]: n for n in sorted(names, key=labels.__getitem__)}
 
 
 def find_idx_dir(idx_dir: str | Path | None = None) -> Path:
@@ -86,11 +123,17 @@ def read_idx(path: Path) -> np.ndarray:
         ) from exc
 
 
-def select_indices(labels: np.ndarray, per_class: int | None, seed: int) -> dict[int, np.ndarray]:
-    """Per footwear label, the sorted indices of a seeded random subset (all when ``per_class`` is None)."""
+def select_indices(
+    labels: np.ndarray,
+    per_class: int | None,
+    seed: int,
+    classes: dict[int, str] = FOOTWEAR_CLASSES,
+) -> dict[int, np.ndarray]:
+    """Per label of ``classes``, the sorted indices of a seeded random subset (all when
+    ``per_class`` is None)."""
     rng = np.random.default_rng(seed)
     chosen = {}
-    for label in FOOTWEAR_CLASSES:
+    for label in classes:
         members = np.flatnonzero(labels == label)
         if per_class is not None:
             if per_class > members.size:
@@ -106,18 +149,22 @@ def write_footwear(cfg: FootwearConfig, *, overwrite: bool = False, download: bo
     """Write the dataset to ``cfg.out``; a complete copy made with the same settings is kept as is."""
     out = Path(cfg.out)
     marker = out / MARKER
-    settings = {"train_per_class": cfg.train_per_class, "seed": cfg.seed}
+    classes = class_labels(cfg.classes)
+    settings = {"train_per_class": cfg.train_per_class, "seed": cfg.seed, "classes": cfg.classes}
     if marker.is_file() and not overwrite:
         existing = read_json(marker)
+        existing.setdefault("classes", "footwear")  # written before other classes could be
         if {k: existing.get(k) for k in settings} == settings:
             return out
         raise UserError(
-            f"{out}: holds a footwear set made with other settings "
-            f"(train_per_class={existing.get('train_per_class')}, seed={existing.get('seed')}); "
-            "pass --overwrite or another --out"
+            f"{out}: holds a Fashion-MNIST set made with other settings (classes="
+            f"{existing['classes']}, train_per_class={existing.get('train_per_class')}, "
+            f"seed={existing.get('seed')}); pass --overwrite or another --out"
         )
     if out.exists() and any(out.iterdir()) and not (overwrite and marker.is_file()):
-        raise UserError(f"{out}: folder exists and is not a footwear set; choose another --out")
+        raise UserError(
+            f"{out}: folder exists and is not a Fashion-MNIST set; choose another --out"
+        )
     if download and not cfg.idx_dir:
         idx_dir = download_idx(Path.home() / ".cache" / "shoegan" / "fashion-mnist")
     else:
@@ -130,12 +177,12 @@ def write_footwear(cfg: FootwearConfig, *, overwrite: bool = False, download: bo
     for split, per_class in (("train", cfg.train_per_class), ("test", None)):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         counts[split] = {}
-        for label, indices in select_indices(labels, per_class, cfg.seed).items():
-            folder = tmp / split / FOOTWEAR_CLASSES[label]
+        for label, indices in select_indices(labels, per_class, cfg.seed, classes).items():
+            folder = tmp / split / classes[label]
             folder.mkdir(parents=True)
             for index in indices:
                 Image.fromarray(images[index], mode="L").save(folder / f"{split}_{index:05d}.png")
-            counts[split][FOOTWEAR_CLASSES[label]] = int(indices.size)
+            counts[split][classes[label]] = int(indices.size)
     write_json(tmp / MARKER, {**asdict(cfg), "source": str(idx_dir), "counts": counts})
     if out.exists():
         shutil.rmtree(out)

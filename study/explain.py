@@ -1,6 +1,7 @@
 """``cli explain``: several runs' explanations of the same test images in one figure — each run's
 Grad-CAM (or another CAM method) and, for a ViT, its attention rollout — with each map set's
-faithfulness, so CNN and transformer explanations are compared by number as well as by eye."""
+faithfulness, so CNN and transformer explanations are compared by number as well as by eye.
+:func:`explain_photos` does the same for photos with ImageNet models instead of runs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from core.device import setup_device
 from core.io import write_json
 from core.progress import make_progress
 from core.rundir import resolve_run_dir
-from study.compare.cams import CamComparison, cam_comparison, chosen_files, view_labels
+from study.compare.cams import (
+    CamComparison,
+    assemble,
+    cam_comparison,
+    chosen_files,
+    model_maps,
+    view_labels,
+)
 from study.compare.job import check_out, evaluate_if_needed
 from study.compare.runs import RunResult, check_pairable, load_run
 from study.explain_config import ExplainOptions
@@ -45,7 +53,58 @@ def explain(runs: list[str], options: ExplainOptions) -> dict[str, Any]:
         "checkpoint": options.checkpoint,
         "seed": options.seed,
         "files": files,
-        "faithfulness": _scores(comparison, labels, results),
+        "faithfulness": _scores(comparison, labels, [r.name for r in results]),
+    }
+    write_json(target.with_suffix(".json"), summary)
+    return summary
+
+
+def explain_photos(images: list[str], options: ExplainOptions) -> dict[str, Any]:
+    """The same figure and JSON for photos (no run, no dataset): each of ``options.models`` with
+    ImageNet weights (:func:`classify.pretrained_model.load_imagenet_classifier`) explains its own
+    top-1 ImageNet class; each column title carries its maps' faithfulness."""
+    from classify.explain.cams import CamOptions
+    from classify.explain.methods import FAITHFULNESS_METRICS
+    from classify.pretrained_model import load_imagenet_classifier
+
+    options.validate_photos(images)
+    device = setup_device(options.device)
+    files = [Path(p) for p in images]
+    target = Path(options.out or Path("reports") / f"explain-{'-vs-'.join(options.models)}.png")
+    cam = CamOptions(method=options.cam_method, seed=options.seed)
+    weights = options.weights or (None,) * len(options.models)
+    per_model, sources = [], []
+    with make_progress(transient=True) as bar:
+        task = bar.add_task(options.cam_method, total=len(files) * len(weights), info="photos")
+        for model, file in zip(options.models, weights, strict=True):
+            pretrained = options.pretrained if file is None else None
+            loaded = load_imagenet_classifier(model, pretrained, file, device, progress=False)
+            sources.append(loaded.source)
+            per_model.append(
+                model_maps(loaded, files, cam, options.rollout, lambda n: bar.advance(task, n))
+            )
+            del loaded
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    comparison = assemble(per_model, [str(f) for f in files], [None] * len(files), cam.method)
+    labels = view_labels(comparison, list(options.models), f" ({options.cam_method})")
+    scores = _scores(comparison, labels, list(options.models))
+    metric = FAITHFULNESS_METRICS[cam.metric].label
+    titled = [
+        f"{label}: {cam.metric.upper()} {score.get('value', float('nan')):.3f}"
+        for label, score in zip(labels, scores, strict=True)
+    ]
+    title = f"each model's map of its top-1 ImageNet class; faithfulness {metric}, higher is better"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(cam_comparison_figure(comparison.rows, titled, title=title), target)
+    summary = {
+        "figure": str(target),
+        "method": options.cam_method,
+        "models": list(options.models),
+        "weights": sources,
+        "seed": options.seed,
+        "files": [str(f) for f in files],
+        "faithfulness": scores,
     }
     write_json(target.with_suffix(".json"), summary)
     return summary
@@ -70,10 +129,8 @@ def _compare(
         )
 
 
-def _scores(
-    comparison: CamComparison, labels: list[str], results: list[RunResult]
-) -> list[dict[str, Any]]:
-    """Each view's faithfulness: a CAM's, or a ViT rollout's."""
+def _scores(comparison: CamComparison, labels: list[str], names: list[str]) -> list[dict[str, Any]]:
+    """Each view's faithfulness: a CAM's, or a ViT rollout's (``names``: each run's or model's)."""
     scores = []
     for view, label in zip(comparison.views, labels, strict=True):
         entry = (
@@ -81,5 +138,5 @@ def _scores(
             if view.kind == "cam"
             else comparison.attention[view.run]
         )
-        scores.append({"view": label, "run": results[view.run].name, **(entry or {})})
+        scores.append({"view": label, "run": names[view.run], **(entry or {})})
     return scores

@@ -21,6 +21,33 @@ class ExplainOptions:
     runs_dir: str = "runs"
     device: str = "auto"
     rollout: bool = True
+    # Photos instead of runs: these models with torchvision's ImageNet weights ("imagenet"), or
+    # with local torchvision-layout files (one per model, in order); default out then
+    # reports/explain-<models>.png.
+    models: tuple[str, ...] = ("vit-b16", "resnet50")
+    pretrained: str = "none"
+    weights: tuple[str, ...] = ()
+
+    @property
+    def photos(self) -> bool:
+        """Whether the positional arguments are photos (ImageNet weights), not runs."""
+        return self.pretrained != "none" or bool(self.weights)
+
+    def validate_photos(self, images: list[str]) -> ExplainOptions:
+        if not images:
+            raise UserError("name at least one image file")
+        if not self.models:
+            raise UserError("--models: name at least one model, e.g. vit-b16,resnet50")
+        if self.pretrained != "none" and self.weights:
+            raise UserError(
+                f"--pretrained {self.pretrained} and --weights: each names the weights; use one"
+            )
+        if self.weights and len(self.weights) != len(self.models):
+            raise UserError(
+                f"--weights: {len(self.weights)} files for {len(self.models)} models "
+                f"({','.join(self.models)}); give one --weights per --models entry, in order"
+            )
+        return self.validate(images)
 
     def validate(self, runs: list[str]) -> ExplainOptions:
         if len(runs) < 1:

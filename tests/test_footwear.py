@@ -90,3 +90,50 @@ def test_real_footwear_set(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     index = scan_dataset(out)
     assert len(index.train) == 60 and len(index.test) == 3000
+
+
+def test_other_fashion_mnist_classes_are_written_like_the_footwear(
+    fake_idx: Path, tmp_path: Path
+) -> None:
+    from cli import app
+
+    out = tmp_path / "other"
+    args = ["data", "fashion-mnist", "--out", str(out), "--idx-dir", str(fake_idx)]
+    result = CliRunner().invoke(app, [*args, "--train-per-class", "4"])
+    assert result.exit_code == 0, result.output
+    index = scan_dataset(out)
+    names = ["bag", "coat", "dress", "pullover", "shirt", "trouser", "tshirt_top"]
+    assert index.class_names == names
+    assert len(index.train) == 7 * 4 and len(index.test) == 7 * 6
+    labels = {"tshirt_top": 0, "trouser": 1, "pullover": 2, "dress": 3, "coat": 4, "shirt": 6,
+              "bag": 8}  # fmt: skip
+    for sample in index.train + index.test:
+        assert np.asarray(Image.open(sample.path))[0, 0] == labels[names[sample.label]]
+    picked = CliRunner().invoke(
+        app, ["data", "fashion-mnist", "--classes", "bag,sandal", "--out", str(tmp_path / "two"),
+              "--idx-dir", str(fake_idx), "--train-per-class", "2"],
+    )  # fmt: skip
+    assert picked.exit_code == 0, picked.output
+    assert scan_dataset(tmp_path / "two").class_names == ["bag", "sandal"]
+    for classes, needle in [("bag", "two or more"), ("bag,boot", "the classes are")]:
+        bad = CliRunner().invoke(
+            app, ["data", "fashion-mnist", "--classes", classes, "--out", str(tmp_path / "x")]
+        )
+        errors = [line for line in bad.output.splitlines() if line.startswith("error:")]
+        assert bad.exit_code == 2 and len(errors) == 1 and needle in errors[0], bad.output
+    again = CliRunner().invoke(app, [*args, "--train-per-class", "5"])
+    assert again.exit_code == 2 and "classes=other, train_per_class=4" in again.output
+
+
+def test_a_footwear_set_written_before_classes_existed_is_kept(
+    fake_idx: Path, tmp_path: Path
+) -> None:
+    import json
+
+    cfg = FootwearConfig(out=str(tmp_path / "fw"), train_per_class=3, idx_dir=str(fake_idx))
+    out = write_footwear(cfg)
+    marker = out / "footwear.json"
+    old = {k: v for k, v in json.loads(marker.read_text()).items() if k != "classes"}
+    marker.write_text(json.dumps(old))
+    stamp = marker.stat().st_mtime_ns
+    assert write_footwear(cfg) == out and marker.stat().st_mtime_ns == stamp

@@ -348,3 +348,70 @@ def test_every_classifier_of_a_study_starts_from_the_weights_given_to_the_pipeli
     assert (plain.pretrained, plain.width, plain.image_size) == ("none", 0.25, 32)  # quick preset
     help_text = CliRunner().invoke(app, ["pipeline", "--help"], env={"COLUMNS": "200"}).output
     assert "--pretrained" in help_text and "--freeze-backbone-epochs" in help_text
+
+
+def test_a_study_starts_from_a_run_of_ours_and_refuses_other_models(
+    tiny_run: tuple[Path, Path], tmp_path: Path, colours: Path
+) -> None:
+    from cli import app
+    from study.pipeline.config import PipelineConfig
+    from study.pipeline.plan import classifier_base
+
+    runs, _ = tiny_run
+    source = str(runs / "tiny")
+    base = classifier_base(PipelineConfig(classifier={"init_from": source}), tmp_path, 2)
+    tiny = read_json(runs / "tiny" / "config.json")["model"]
+    assert (base.init_from, base.model, base.width, base.image_size, base.seed) == (
+        source, tiny["name"], tiny["width"], tiny["image_size"], 2)  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["pipeline", "--data", str(colours), "--runs-dir", str(tmp_path / "r"),
+              "--init-from", source, "--models", "resnet50,resnet50-se", "--device", "cpu"],
+    )  # fmt: skip
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert f"a {tiny['name']} run, whose weights fit no other model" in errors[0]
+    assert not any((tmp_path / "r").glob("*/config.json"))  # refused before any training
+
+
+def test_train_all_starts_every_model_from_the_weights_at_their_size(
+    tmp_path: Path, colours: Path, resnet_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import classify.training.train_all
+    from cli import app
+
+    seen: list[TrainConfig] = []
+    monkeypatch.setattr(
+        classify.training.train_all, "train_all", lambda cfg, *_: seen.append(cfg) or {"runs": []}
+    )
+    base = ["train-all", "--data", str(colours), "--runs-dir", str(tmp_path), "--models",
+            "resnet50,resnet50-se", "--weights", str(resnet_file), "--freeze-backbone-epochs", "2"]  # fmt: skip
+    for extra, size in [([], 224), (["--image-size", "48"], 48)]:
+        CliRunner().invoke(app, [*base, *extra])
+        cfg = seen[-1]
+        assert (cfg.weights, cfg.width, cfg.image_size) == (str(resnet_file), 1.0, size)
+        assert cfg.freeze_backbone_epochs == 2
+
+
+def test_pipeline_options_reach_every_classifier(
+    tmp_path: Path, colours: Path, monkeypatch: pytest.MonkeyPatch, tiny_run: tuple[Path, Path]
+) -> None:
+    import study.pipeline.runner
+    from cli import app
+    from study.pipeline.plan import classifier_base
+
+    seen: list = []
+
+    def spy(cfg: object, dist: object = None) -> dict:
+        seen.append(cfg)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study.pipeline.runner, "run_pipeline", spy)
+    source = str(tiny_run[0] / "tiny")
+    args = ["pipeline", "--data", str(colours), "--runs-dir", str(tmp_path), "--lr", "5e-4",
+            "--init-from", source, "--freeze-backbone-epochs", "2", "--epochs", "7"]  # fmt: skip
+    CliRunner().invoke(app, args)
+    assert seen[-1].classifier == {"lr": 5e-4, "init_from": source, "freeze_backbone_epochs": 2,
+                                   "epochs": 7}  # fmt: skip
+    base = classifier_base(seen[-1], colours, 1)
+    got = (base.lr, base.init_from, base.freeze_backbone_epochs, base.epochs)
+    assert got == (5e-4, source, 2, 7)

@@ -227,7 +227,7 @@ def attention_run(
         )
         title = (
             f"{loaded.name}: {titles[key]} on {loaded.model_config.name} "
-            f"({loaded.which}.pt, epoch {loaded.epoch})\n"
+            f"({loaded.source})\n"
             f"faithfulness {label} = {entry['value']:.3f} over {entry['n_images']} images "
             "(higher is better)"
         )

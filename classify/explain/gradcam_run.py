@@ -41,11 +41,17 @@ def render_cams(
     options: CamOptions = CamOptions(),
     names: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    *,
+    label_predicted: bool = False,
 ) -> CamReport:
     """Compute maps and faithfulness for ``images_uint8`` and write the grid: ``rows`` lists the
-    image indices of each grid row."""
+    image indices of each grid row; ``label_predicted``: each row is labelled with its first
+    image's predicted class (photos, one per row) instead of ``row_labels``."""
     check_options(options)
     probs = loaded.predict_proba(images_uint8)
+    if label_predicted:
+        top = probs.argmax(dim=1).tolist()
+        row_labels = [loaded.class_names[top[row[0]]] if row else "" for row in rows]
     targets = class_targets(probs, labels, options.target)
     cams = compute_cams(loaded, images_uint8, targets, options, progress)
     faith = cam_faithfulness(
@@ -60,7 +66,7 @@ def render_cams(
     )
     title = (
         f"{loaded.name}: {options.method}{smooth} on {loaded.model_config.name} "
-        f"({loaded.which}.pt, epoch {loaded.epoch}), map of the {options.target} class\n"
+        f"({loaded.source}), map of the {options.target} class\n"
         f"faithfulness {faith['metric']} = {faith['value']:.3f} "
         f"over {faith['n_images']} images (higher is better)"
     )

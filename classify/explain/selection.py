@@ -65,9 +65,8 @@ def given_images(
     loaded: LoadedClassifier, images: list[Path]
 ) -> tuple[torch.Tensor, None, list[list[int]], None, list[str]]:
     """The same tuple as :func:`test_images_per_class` for image files given by the user: one
-    row each, no true labels (each image's file name is shown under it)."""
-    from classify.evaluation.predict import load_image_files
-
-    batch = load_image_files(images, loaded.image_size, loaded.train_config.resize_mode)
+    row each, no true labels (each image's file name is shown under it). Decoded as
+    ``loaded.preprocess`` says: a run's size and resize mode, or ImageNet weights' transforms."""
+    batch = loaded.preprocess(images)
     rows = [[i] for i in range(len(images))]
     return batch, None, rows, None, [p.name for p in images]

@@ -34,7 +34,7 @@ class CamRow:
 
     image: np.ndarray  # H x W x 3 uint8 (upscaled)
     overlays: list[np.ndarray]  # one per view, H' x W' x 3 uint8
-    true: str
+    true: str | None  # None: unknown (a photo given by path)
     predicted: list[str]  # per view (a model's views repeat its prediction)
     confidence: list[float]  # probability of the view's model's predicted class
     name: str
@@ -79,8 +79,8 @@ def chosen_files(run: RunResult, per_class: int, seed: int) -> list[int]:
 
 
 @dataclass
-class _RunMaps:
-    """One run's part of a comparison: a column per view, and the faithfulness entries."""
+class ModelMaps:
+    """One model's part of a comparison: a column per view, and the faithfulness entries."""
 
     columns: list[
         tuple[str, list[np.ndarray], list[str], list[float]]
@@ -110,11 +110,19 @@ def cam_comparison(
     reference = runs[0].predictions
     index = reference.by_file()
     true = [reference.class_names[int(reference.true[index[f]])] for f in files]
-    per_run: list[_RunMaps] = []
+    per_run: list[ModelMaps] = []
     for run in runs:
         per_run.append(_run_maps(run, files, which, device, options, rollout, progress))
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+    return assemble(per_run, files, true, method)
+
+
+def assemble(
+    per_run: Sequence[ModelMaps], files: Sequence[str], true: Sequence[str | None], method: str
+) -> CamComparison:
+    """The comparison of the models' maps ``per_run`` on ``files`` (true classes ``true``, None
+    where unknown): one row per file, one column per view."""
     columns = [c for r in per_run for c in r.columns]
     views = [CamView(k, c[0]) for k, r in enumerate(per_run) for c in r.columns]
     rows = [
@@ -142,19 +150,29 @@ def _run_maps(
     options: CamOptions,
     rollout: bool,
     progress: Callable[[int], None] | None,
-) -> _RunMaps:
+) -> ModelMaps:
     """Load ``run``'s model, explain its predicted class on ``files`` and overlay each map."""
     from classify.checkpoint import load_classifier
-    from classify.evaluation.predict import load_image_files
+
+    loaded = load_classifier(run.run_dir.name, which, run.run_dir.parent, device)
+    root = _dataset_root(run)
+    return model_maps(loaded, [root / f for f in files], options, rollout, progress)
+
+
+def model_maps(
+    loaded: Any,
+    files: Sequence[str | Path],
+    options: CamOptions,
+    rollout: bool,
+    progress: Callable[[int], None] | None = None,
+) -> ModelMaps:
+    """``loaded``'s maps of its predicted class on image ``files`` (decoded by
+    ``loaded.preprocess``), their faithfulness, and each map overlaid on its image."""
     from classify.explain.cams import class_targets, compute_cams
     from classify.explain.faithfulness import cam_faithfulness
     from classify.explain.overlays import overlay
 
-    loaded = load_classifier(run.run_dir.name, which, run.run_dir.parent, device)
-    root = _dataset_root(run)
-    images = load_image_files(
-        [root / f for f in files], loaded.image_size, loaded.train_config.resize_mode
-    )
+    images = loaded.preprocess(files)
     probs = loaded.predict_proba(images)
     targets = class_targets(probs, None, options.target)
     cams = compute_cams(loaded, images, targets, options, progress)
@@ -177,7 +195,7 @@ def _run_maps(
                 shown.append(big)
             overlays.append(blended)
         columns.append((kind, overlays, predicted, confidence))
-    return _RunMaps(columns, shown, faithfulness, entry)
+    return ModelMaps(columns, shown, faithfulness, entry)
 
 
 def _has_attention(loaded: Any) -> bool:

@@ -206,6 +206,24 @@ def classifier_base(cfg: PipelineConfig, data: Path, seed: int) -> TrainConfig:
     return with_source_defaults(base, explicit)
 
 
+def check_init_from(cfg: PipelineConfig) -> None:
+    """With ``--init-from RUN`` every classifier of the study starts from that run's weights, which
+    fit its architecture only: refuse, in one line and before any training, --models that name
+    another one."""
+    source = cfg.classifier.get("init_from")
+    if source is None:
+        return
+    from classify.training.init_weights import source_defaults
+
+    model = source_defaults(TrainConfig(init_from=source, runs_dir=cfg.runs_dir)).get("model")
+    others = [m for m in cfg.models if model is not None and m != model]
+    if others:
+        raise UserError(
+            f"--init-from {source}: a {model} run, whose weights fit no other model; pass "
+            f"--models {model} (given: {','.join(cfg.models)})"
+        )
+
+
 def pick_architecture(summaries: list[dict[str, Any]]) -> str:
     """Mean best-epoch validation accuracy over seeds; ties to fewer parameters."""
     scores: dict[str, list[float]] = {}

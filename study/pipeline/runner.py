@@ -33,7 +33,7 @@ from core.manifest import FidScores
 from core.ranks import main_only
 from study.pipeline.arms import parse_arm, parse_arms
 from study.pipeline.config import PipelineConfig
-from study.pipeline.plan import StudyPlan, dataset_path
+from study.pipeline.plan import StudyPlan, check_init_from, dataset_path
 from study.pipeline.recipes import check_gan_recipe
 from study.pipeline.steps import Step, pipeline_steps
 
@@ -99,6 +99,7 @@ def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[st
 
     def prepare() -> None:
         check_one_process_arms(cfg, world, dist.sync_bn)
+        check_init_from(cfg)
         plan.runs.mkdir(parents=True, exist_ok=True)
         if cfg.data is not None and not plan.data.is_dir():
             raise UserError(f"--data {plan.data}: folder not found")

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from classify.evaluation.figures import CORRECT_COLOUR, DPI, WRONG_COLOUR
+from classify.evaluation.figures import CORRECT_COLOUR, DPI, UNKNOWN_COLOUR, WRONG_COLOUR
 from classify.evaluation.metrics import row_normalised
 
 SIDE_COLOURS = ("C0", "C1")
@@ -111,8 +111,9 @@ def cam_comparison_figure(
 
     ``rows`` are :class:`study.compare.cams.CamRow`-like objects (``image``, ``overlays``, ``true``,
     ``predicted``, ``confidence``, ``name``); the caption under a map (the model's predicted class
-    and its probability) is green when that model is right, red when wrong. Long lists are wrapped into ``groups`` blocks side by side (default: two
-    blocks above six images), read top to bottom, left block first.
+    and its probability) is green when that model is right, red when wrong, grey when the true
+    class is unknown (``true`` None: a photo). Long lists are wrapped into ``groups`` blocks side
+    by side (default: two blocks above six images), read top to bottom, left block first.
     """
     groups = groups or (1 if len(rows) <= 6 else 2)
     per_group = max(1, math.ceil(len(rows) / groups))
@@ -137,16 +138,19 @@ def cam_comparison_figure(
             axes[0, k].set_title(wrapped, fontsize=8, fontweight="bold")
         for r, row in enumerate(chunk):
             axes[r, 0].imshow(row.image, interpolation="nearest")
-            axes[r, 0].set_xlabel(f"true: {row.true}\n{row.name}", fontsize=8)
+            known = row.true is not None  # a photo given by path has no true class
+            axes[r, 0].set_xlabel(f"true: {row.true}\n{row.name}" if known else row.name,
+                                  fontsize=8)  # fmt: skip
             for k in range(len(labels)):
                 ax = axes[r, k + 1]
                 ax.imshow(row.overlays[k], interpolation="nearest")
                 right = row.predicted[k] == row.true
+                colour = (CORRECT_COLOUR if right else WRONG_COLOUR) if known else UNKNOWN_COLOUR
                 ax.set_xlabel(
                     f"{row.predicted[k]} {100 * row.confidence[k]:.0f}%",
                     fontsize=8,
                     fontweight="bold",
-                    color=CORRECT_COLOUR if right else WRONG_COLOUR,
+                    color=colour,
                 )
         for r in range(len(chunk), per_group):
             for ax in axes[r]:
