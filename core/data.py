@@ -90,10 +90,16 @@ def scan_class_folders(folder: Path, what: str = "folder") -> dict[str, list[Pat
             f"{folder}: {what} not found; expected a folder with one sub-folder per class"
         )
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = sorted(p for p in folder.iterdir() if is_image_file(p))
     if not classes:
-        loose = [p for p in folder.iterdir() if is_image_file(p)]
         hint = " (images lie directly in it: move them into <class>/ sub-folders)" if loose else ""
         raise UserError(f"{folder}: no class sub-folders{hint}; expected {folder}/<class>/<image>")
+    if loose:
+        warnings.warn(
+            f"{folder}: {len(loose)} image(s) lie outside the class folders and are ignored (e.g. "
+            f"{loose[0].name}); move them into <class>/ sub-folders to use them",
+            stacklevel=2,
+        )
     files: dict[str, list[Path]] = {}
     for class_dir in classes:
         images = sorted(p for p in class_dir.rglob("*") if is_image_file(p))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -88,15 +89,28 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+@functools.cache
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file under this process's umask (0o644 under the usual
+    022), read once: mkstemp's temporary files are private (0o600), and a report or run file
+    renamed from one would stay unreadable to everyone else."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename);
-    a failure leaves no temporary file and ``path`` as it was, and is a one-line UserError."""
+    a failure leaves no temporary file and ``path`` as it was, and is a one-line UserError. The
+    file gets the mode a plain ``open()`` would give it."""
     path = Path(path)
     with writing(path, len(data)):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             try:
+                if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+                    os.fchmod(fd, _file_mode())
                 _write_all(fd, data)
                 os.fsync(fd)
             finally:

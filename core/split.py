@@ -56,9 +56,33 @@ def split_train(
     from core.data import stratified_split
 
     train_idx, val_idx = stratified_split(data.labels, val_fraction, seed)
+    train_idx, val_idx = _copies_to_training(data.paths, train_idx.tolist(), val_idx.tolist())
     train, val = data.subset(train_idx), data.subset(val_idx)
     train.skipped = data.skipped
     return train, val
+
+
+def _copies_to_training(
+    paths: list[str], train_idx: list[int], val_idx: list[int]
+) -> tuple[list[int], list[int]]:
+    """Validation images with a byte-identical copy in the training part move to that part: with
+    a copy on each side, every learner would train on a validation image (and the synthetic-set
+    check would refuse the GAN's images long after it trained). Said in one warning; a dataset
+    without such copies keeps the stratified split exactly."""
+    if not val_idx:
+        return train_idx, val_idx
+    in_training = {image_digest(paths[i]) for i in train_idx}
+    moved = [i for i in val_idx if image_digest(paths[i]) in in_training]
+    if not moved:
+        return train_idx, val_idx
+    warnings.warn(
+        f"{len(moved)} validation image(s) have a byte-identical copy in the training part (e.g. "
+        f"{paths[moved[0]]}) and are trained on instead; remove the copies from train/ to keep "
+        "them for validation (`cli data split` lists them in split-duplicates.txt)",
+        stacklevel=3,
+    )
+    gone = set(moved)
+    return sorted(train_idx + moved), [i for i in val_idx if i not in gone]
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from study.compare.config import PAIR_ADVICE
+
 MIN_SEEDS = 3  # fewer seeds: no verdict about the method
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -216,9 +218,12 @@ def _p(p: float) -> str:
     return "< 1e-06" if p < 1e-6 else f"{p:.3g}"
 
 
-def verdict(interval: DeltaInterval, mcnemar: McNemarResult, alpha: float = ALPHA) -> str:
+def verdict(
+    interval: DeltaInterval, mcnemar: McNemarResult, alpha: float = ALPHA, advice: str = PAIR_ADVICE
+) -> str:
     """One pair of trained models: whether they differ on this test set (never a verdict about the
-    method: one pair of runs cannot tell training noise from a recipe's effect)."""
+    method: one pair of runs cannot tell training noise from a recipe's effect); ``advice`` says
+    how to get one."""
     ci = f"{interval.confidence:.0%} CI {_pts(interval.low)} to {_pts(interval.high)}"
     numbers = f"{ci} over test images; McNemar p = {_p(mcnemar.p_value)}"
     if mcnemar.p_value < alpha and (interval.low > 0 or interval.high < 0):
@@ -233,9 +238,7 @@ def verdict(interval: DeltaInterval, mcnemar: McNemarResult, alpha: float = ALPH
             f"{_pts(interval.delta)} accuracy points ({numbers})."
         )
     return head + (
-        " A single pair of runs tells about these two trained models, not about the method: "
-        "train three or more seeds of each and compare them as lists "
-        "(cli compare a_s0,a_s1,a_s2 b_s0,b_s1,b_s2)."
+        f" A single pair of runs tells about these two trained models, not about the method: {advice}."
     )
 
 

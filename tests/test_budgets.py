@@ -160,6 +160,6 @@ def test_a_budget_grid_shares_the_gan_and_chooses_on_validation(
     assert again.exit_code == 0, again.output
     for e in (1, 2):
         steps = json.loads((runs / f"epochs-{e}" / "shapes-pipeline.json").read_text())["steps"]
-        assert [s["step"] for s in steps if s["status"] == "ran"] == ["compare", "arms"]
+        assert [s["step"] for s in steps if s["status"] == "ran"] == ["dataset", "compare", "arms"]
     bad = CliRunner().invoke(app, [*args[:-1], "1,x"])
     assert bad.exit_code != 0 and "--epochs '1,x'" in bad.output

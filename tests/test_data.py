@@ -170,3 +170,17 @@ def test_bad_dataset_is_a_one_line_error_naming_it(
     assert expect in line and str(named) in line
     assert tree_digest(dataset) == before
     assert not (tmp_path / "runs" / "r").exists()
+
+
+def test_loose_images_beside_class_folders_are_ignored_with_a_warning(
+    make_dataset: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = make_dataset(tmp_path / "d", "shapes", train_per_class=3, test_per_class=2)
+    before = scan_dataset(data)
+    stray = data / "train" / "stray.png"
+    shutil.copy(before.train[0].path, stray)
+    with pytest.warns(
+        UserWarning, match=r"train: 1 image\(s\) lie outside the class folders .* stray\.png"
+    ):
+        after = scan_dataset(data)
+    assert [s.path for s in after.train] == [s.path for s in before.train]

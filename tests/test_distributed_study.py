@@ -74,7 +74,7 @@ def test_pipeline_on_two_processes_writes_one_study(
     runs = root / "runs"
     summary = json.loads((runs / "shapes-study.json").read_text())
     assert summary["best_model"] == "resnet50"
-    assert [s["status"] for s in summary["steps"]] == ["ran"] * 7
+    assert [s["status"] for s in summary["steps"]] == ["ran"] * 8
     for name in (*RUNS, "shapes-gan"):  # trained by both processes, written by rank 0
         config = json.loads((runs / name / "config.json").read_text())
         assert config["distributed"]["world_size"] == 2, name
@@ -91,7 +91,14 @@ def test_pipeline_on_two_processes_writes_one_study(
     assert sorted(p.name for p in (root / "synthetic").iterdir()) == ["shapes-gan"]
     assert sorted(p.name for p in (root / "reports").iterdir()) == [report.name]
     assert sorted(p.name for p in runs.iterdir()) == sorted(
-        [*RUNS, "shapes-gan", "shapes-pipeline.json", "shapes-s0-models.json", "shapes-study.json"]
+        [
+            *RUNS,
+            "shapes-dataset.json",
+            "shapes-gan",
+            "shapes-pipeline.json",
+            "shapes-s0-models.json",
+            "shapes-study.json",
+        ]  # fmt: skip
     )
 
 
@@ -109,7 +116,8 @@ def test_pipeline_under_torchrun_skips_finished_steps_alike(
     assert again.stdout.count("study on ") == 1, again.stdout
     steps = json.loads((root / "runs" / "shapes-pipeline.json").read_text())["steps"]
     assert {s["step"]: s["status"] for s in steps} == {
-        "classifiers seed 0": "skipped (complete)", "gan-train": "skipped (complete)",
+        "dataset": "ran", "classifiers seed 0": "skipped (complete)",
+        "gan-train": "skipped (complete)",
         "synthesize": "skipped (complete)", "augmented seed 0": "skipped (complete)",
         "cas": "skipped (complete)", "compare": "ran", "arms": "ran",
     }  # fmt: skip

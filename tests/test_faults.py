@@ -481,3 +481,24 @@ def test_the_stand_in_is_reached_through_the_environment(monkeypatch: pytest.Mon
     with pytest.warns(UserWarning, match="not FID"):
         assert environment_fields(FidConfig) == {"feature_extractor": "random-conv"}
     assert environment_fields(DistConfig) == {}  # no such field: nothing, no warning
+
+
+def test_files_written_atomically_get_the_mode_open_gives(tmp_path: Path) -> None:
+    """A report or run file is as readable as any file the user makes (not mkstemp's 0o600)."""
+    import stat
+
+    from core import io
+
+    old = os.umask(0o022)
+    io._file_mode.cache_clear()
+    try:
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        io.atomic_write_bytes(tmp_path / "report.html", b"<html></html>")
+        io.write_json(tmp_path / "summary.json", {"a": 1})
+        assert stat.S_IMODE(plain.stat().st_mode) == 0o644
+        for name in ("report.html", "summary.json"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    finally:
+        os.umask(old)
+        io._file_mode.cache_clear()

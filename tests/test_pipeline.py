@@ -71,6 +71,13 @@ def test_every_step_leaves_its_outputs(study: tuple[Path, list[str], dict]) -> N
     report = Path(summary["report"])
     assert report.is_file() and (report.parent / "report.md").is_file()
     assert [s["status"] for s in summary["steps"]].count("ran") == len(summary["steps"])
+    # One seed: the report's verdict advises the study's own way to more seeds.
+    verdict = json.loads((report.parent / "report.json").read_text())["verdict"]
+    assert "rerun the same cli pipeline command with --seeds 3" in verdict
+    assert (
+        "cli compare a_s0" not in verdict
+        and verdict in report.parent.joinpath("report.md").read_text()
+    )
 
 
 def _runs_table(markdown: str) -> dict[str, dict[str, str]]:
@@ -149,6 +156,7 @@ def test_rerun_skips_finished_steps(study: tuple[Path, list[str], dict]) -> None
     assert result.exit_code == 0, result.output
     again = json.loads((root / "runs" / "shapes-study.json").read_text())
     status = {s["step"]: s["status"] for s in again["steps"]}
+    assert status["dataset"] == "ran"  # the fingerprint, checked (study.pipeline.fingerprint)
     assert status["classifiers seed 0"].startswith("skipped")
     assert status["gan-train"].startswith("skipped")
     assert status["synthesize"].startswith("skipped")
@@ -291,7 +299,7 @@ def test_learning_curve_runs_one_study_per_size(
     for n in (4, 8):
         steps = json.loads((tmp_path / "runs" / f"shapes-{n}-pipeline.json").read_text())["steps"]
         redone = [s["step"] for s in steps if s["status"] != "skipped (complete)"]
-        assert redone == ["compare", "arms"]  # the always-made tables; no training
+        assert redone == ["dataset", "compare", "arms"]  # the checks and tables; no training
     assert "learning curve on" in result.output and "Δ vs real" in result.output
     bad = CliRunner().invoke(app, [*args[:-5], "--train-per-class", "8,x"])
     assert bad.exit_code != 0 and "--train-per-class '8,x'" in bad.output

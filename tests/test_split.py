@@ -231,3 +231,22 @@ def test_no_learner_of_a_study_sees_a_validation_image(
     for name in classifiers:
         config = json.loads((tmp_path / "runs" / name / "config.json").read_text())
         assert config["train"]["split_seed"] == 3
+
+
+def test_a_copy_on_each_side_of_the_split_is_trained_on_and_said(
+    make_dataset: Callable[..., Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    data = make_dataset(tmp_path / "d", "shapes", train_per_class=10, test_per_class=2)
+    plain_train, plain_val = split_train(_decoded(data), 0, 0.2)
+    # A training image of another class becomes a byte-identical copy of a validation image
+    # (same files and labels, so the stratified split itself is unchanged).
+    victim = Path(plain_val.paths[0])
+    copy = next(Path(p) for p in plain_train.paths if Path(p).parent != victim.parent)
+    shutil.copy(victim, copy)
+    with pytest.warns(UserWarning, match=r"1 validation image\(s\) have a byte-identical copy"):
+        train, val = split_train(_decoded(data), 0, 0.2)
+    assert pixel_hashes(train).isdisjoint(pixel_hashes(val))
+    assert str(victim) in train.paths and val.paths == plain_val.paths[1:]
+    assert train.paths == sorted(plain_train.paths + [str(victim)], key=_decoded(data).paths.index)

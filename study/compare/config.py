@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What a one-pair verdict advises: more seeds, compared as lists (a study names its own command).
+PAIR_ADVICE = (
+    "train three or more seeds of each and compare them as lists "
+    "(cli compare a_s0,a_s1,a_s2 b_s0,b_s1,b_s2)"
+)
+
 
 @dataclass
 class CompareConfig:
@@ -21,3 +27,6 @@ class CompareConfig:
     resamples: int = 10_000
     device: str = "auto"
     synthetic_per_class: int = 8  # images per class in the synthetic sample grid
+    # How a one-pair verdict tells the reader to get a verdict about the method (a study: its
+    # --seeds; cli compare: seed lists).
+    more_seeds: str = PAIR_ADVICE

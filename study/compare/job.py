@@ -126,7 +126,9 @@ def run_compare(cfg: CompareConfig) -> tuple[dict[str, Any], Path]:
     # show two runs of one seed; a seed on one side only is a UserError naming the runs.
     matched = pair_by_seed(side_a, side_b)
     side_a, side_b = [a for a, _ in matched], [b for _, b in matched]
-    numbers = compare_runs(side_a, side_b, resamples=cfg.resamples, seed=cfg.seed)
+    numbers = compare_runs(
+        side_a, side_b, resamples=cfg.resamples, seed=cfg.seed, advice=cfg.more_seeds
+    )
     out = (
         Path(cfg.out)
         if cfg.out

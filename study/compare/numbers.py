@@ -93,9 +93,16 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
 
 
 def pair_numbers(
-    a: RunResult, b: RunResult, *, resamples: int, seed: int, confidence: float = CONFIDENCE
+    a: RunResult,
+    b: RunResult,
+    *,
+    resamples: int,
+    seed: int,
+    confidence: float = CONFIDENCE,
+    advice: str = MORE_SEEDS,
 ) -> dict[str, Any]:
-    """Paired statistics of B against A on the shared test images."""
+    """Paired statistics of B against A on the shared test images (``advice``: the verdict's
+    way to more seeds)."""
     pa = a.predictions
     pb = align(pa, b.predictions)
     ca, cb = correct(pa), correct(pb)
@@ -115,7 +122,7 @@ def pair_numbers(
         "bootstrap": interval.to_dict(),
         "mcnemar": test.to_dict(),
         "significant": bool(test.p_value < ALPHA and (interval.low > 0 or interval.high < 0)),
-        "verdict": verdict(interval, test, ALPHA),
+        "verdict": verdict(interval, test, ALPHA, advice),
         "per_class": per_class,
     }
 
@@ -205,6 +212,7 @@ def compare_runs(
     *,
     resamples: int = 10_000,
     seed: int = 0,
+    advice: str = MORE_SEEDS,
 ) -> dict[str, Any]:
     """All the numbers of a comparison (JSON-ready). Pairs are the runs of the same training seed
     (a seed missing from one side, or repeated, is a UserError naming the runs; two single runs
@@ -216,7 +224,7 @@ def compare_runs(
         check_pairable(reference, run)
     runs = {"A": [run_numbers(r) for r in side_a], "B": [run_numbers(r) for r in side_b]}
     matched = pair_by_seed(side_a, side_b)
-    pairs = [pair_numbers(a, b, resamples=resamples, seed=seed) for a, b in matched]
+    pairs = [pair_numbers(a, b, resamples=resamples, seed=seed, advice=advice) for a, b in matched]
     numbers: dict[str, Any] = {
         "class_names": reference.class_names,
         "n_test": len(reference.predictions.files),

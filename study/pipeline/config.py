@@ -10,6 +10,11 @@ from classify.training.presets import CLASSIFIER_PRESETS
 from core.split import DEFAULT_SPLIT_SEED
 from study.pipeline.recipes import DEFAULT_GAN_RECIPE, GanRecipe, gan_suffix
 
+# The one-line error's fix when --data names no folder.
+MISSING_DATA = (
+    "folder not found; check the path (a dataset is DIR/train/<class>/ and DIR/test/<class>/; "
+    "`cli data split PHOTOS --out DIR` makes one from a folder per class)"
+)
 # A pipeline preset names a classifier preset and a GAN preset (core.presets) at once.
 PIPELINE_PRESETS = tuple(n for n in CLASSIFIER_PRESETS.names if n in GAN_PRESETS.names)
 

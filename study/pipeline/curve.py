@@ -37,7 +37,7 @@ from core.distributed import DistConfig
 from core.errors import UserError
 from core.io import read_json, write_json
 from core.ranks import main_only
-from study.pipeline.config import PipelineConfig
+from study.pipeline.config import MISSING_DATA, PipelineConfig
 
 SUBSET_SEED = 0
 
@@ -104,7 +104,7 @@ def size_config(cfg: PipelineConfig, per_class: int) -> PipelineConfig:
         return replace(cfg, train_per_class=per_class)
     source = Path(cfg.data)
     if not source.is_dir():
-        raise UserError(f"--data {source}: folder not found")
+        raise UserError(f"--data {source}: {MISSING_DATA}")
     out = Path(cfg.data_dir) / f"{source.name}-{per_class}"
     return replace(cfg, data=str(subset_dataset(source, out, per_class)))
 

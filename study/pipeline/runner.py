@@ -32,7 +32,7 @@ from core.io import write_json
 from core.manifest import FidScores
 from core.ranks import main_only
 from study.pipeline.arms import parse_arm, parse_arms
-from study.pipeline.config import PipelineConfig
+from study.pipeline.config import MISSING_DATA, PipelineConfig
 from study.pipeline.plan import StudyPlan, check_init_from, dataset_path
 from study.pipeline.recipes import check_gan_recipe
 from study.pipeline.steps import Step, pipeline_steps
@@ -102,7 +102,7 @@ def run_pipeline(cfg: PipelineConfig, dist: DistConfig | None = None) -> dict[st
         check_init_from(cfg)
         plan.runs.mkdir(parents=True, exist_ok=True)
         if cfg.data is not None and not plan.data.is_dir():
-            raise UserError(f"--data {plan.data}: folder not found")
+            raise UserError(f"--data {plan.data}: {MISSING_DATA}")
 
     main_only(prepare)
     results = run_steps(pipeline_steps(plan), log)

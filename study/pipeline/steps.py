@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from classify.training.config import TrainConfig
 from core.distributed import DistConfig, on_main
-from study.pipeline.arms import DEFAULT_ARMS, arm_suffix
+from study.pipeline.arms import DEFAULT_ARMS, MORE_SEEDS, arm_suffix
 from study.pipeline.config import PipelineConfig
 from study.pipeline.plan import (
     StudyPlan,
@@ -55,6 +55,7 @@ def never_done() -> bool:
 def pipeline_steps(plan: StudyPlan) -> list[Step]:
     seeds = range(plan.cfg.seeds)
     steps = [data_step(plan)] if plan.cfg.data is None else []
+    steps.append(dataset_step(plan))
     steps += [classifier_step(plan, seed) for seed in seeds]
     steps += [gan_step(plan), synthesize_step(plan)]
     steps += [augmented_step(plan, seed) for seed in seeds]
@@ -124,6 +125,14 @@ def data_step(plan: StudyPlan) -> Step:
 
     fw = FootwearConfig(out=str(plan.data), train_per_class=plan.cfg.train_per_class, seed=0)
     return Step("data", never_done, lambda: write_footwear(fw))
+
+
+def dataset_step(plan: StudyPlan) -> Step:
+    """The dataset's fingerprint, recorded on the first run and checked on every later one
+    (:mod:`study.pipeline.fingerprint`): a study never resumes on changed images."""
+    from study.pipeline.fingerprint import check_dataset
+
+    return Step("dataset", never_done, lambda: check_dataset(plan.data, plan.runs, plan.prefix))
 
 
 def classifier_step(plan: StudyPlan, seed: int) -> Step:
@@ -243,6 +252,7 @@ def _compare(a: list[str], b: list[str], out: Path, cfg: PipelineConfig) -> dict
             runs_dir=cfg.runs_dir,
             device=cfg.device,
             cam_per_class=cfg.cam_per_class,
+            more_seeds=MORE_SEEDS,
         )
     )
     return report
