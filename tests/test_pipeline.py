@@ -74,6 +74,7 @@ def test_every_step_leaves_its_outputs(study: tuple[Path, list[str], dict]) -> N
     # One seed: the report's verdict advises the study's own way to more seeds.
     verdict = json.loads((report.parent / "report.json").read_text())["verdict"]
     assert "rerun the same cli pipeline command with --seeds 3" in verdict
+    assert "by `cli pipeline`" in report.parent.joinpath("report.md").read_text()
     assert (
         "cli compare a_s0" not in verdict
         and verdict in report.parent.joinpath("report.md").read_text()

@@ -30,3 +30,4 @@ class CompareConfig:
     # How a one-pair verdict tells the reader to get a verdict about the method (a study: its
     # --seeds; cli compare: seed lists).
     more_seeds: str = PAIR_ADVICE
+    made_by: str = "cli compare"  # the command the report names as its maker

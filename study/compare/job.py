@@ -142,6 +142,7 @@ def run_compare(cfg: CompareConfig) -> tuple[dict[str, Any], Path]:
     report = {
         "format": "shoegan-compare/1",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "made_by": cfg.made_by,
         "settings": _settings(cfg, device),
         "sides": {"A": [r.name for r in side_a], "B": [r.name for r in side_b]},
         **numbers,

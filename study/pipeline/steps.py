@@ -253,6 +253,7 @@ def _compare(a: list[str], b: list[str], out: Path, cfg: PipelineConfig) -> dict
             device=cfg.device,
             cam_per_class=cfg.cam_per_class,
             more_seeds=MORE_SEEDS,
+            made_by="cli pipeline",
         )
     )
     return report

@@ -169,6 +169,6 @@ def report_title(report: dict[str, Any]) -> str:
 
 def report_meta(report: dict[str, Any]) -> str:
     return (
-        f"Generated {report['created']} by `cli compare`; all numbers are in report.json "
-        "next to this file."
+        f"Generated {report['created']} by `{report.get('made_by', 'cli compare')}`; all numbers "
+        "are in report.json next to this file."
     )
