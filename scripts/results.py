@@ -12,7 +12,9 @@ A generated table sits between two markers naming its JSON file (relative to the
 The JSON files are copied from a study's runs folder into ``docs/results/`` (docs/results.md says
 which command made each). The table follows the file's kind, told from its keys: a study's or a
 budget grid's summary (``arms``: every arm against real only), a learning curve (``points``), a
-GAN seeds summary (``metrics`` and ``per_seed``). Every number in a table is the JSON's, rounded.
+GAN seeds summary (``metrics`` and ``per_seed``), a `cli compare` report of two lists of runs
+(``format`` shoegan-compare, e.g. from-scratch against pretrained runs of one arm). Every number
+in a table is the JSON's, rounded.
 """
 
 from __future__ import annotations
@@ -119,6 +121,35 @@ def seeds_markdown(summary: dict[str, Any]) -> list[str]:
     return [*lines, "", f"Mean ± sd over GAN seeds {seeds} (sd: n - 1)."]
 
 
+def compare_markdown(report: dict[str, Any]) -> list[str]:
+    """`cli compare` of two lists of runs (A, B): each side's test accuracy over its seeds, then
+    B − A over seeds and test images with its p and verdict word, and the verdict sentence."""
+    headers = ["side", "runs", "test acc % (mean ± sd)", "val acc % (mean)"]
+    rows = []
+    for side in ("A", "B"):
+        seeds = report["seeds"][side]
+        val = [r.get("val_acc") for r in report["runs"][side]]
+        rows.append(
+            [
+                side,
+                ", ".join(seeds["runs"]),
+                _mean_sd(seeds["accuracy"]),
+                _mean_val({"val_best": val}),
+            ]
+        )
+    lines = _table(headers, rows, [False, False, True, True])
+    over = report.get("over_seeds")
+    if over:
+        interval = over["interval"]
+        word = over.get("verdict") or f"none ({len(report['pairs'])} seeds)"
+        lines += [
+            "",
+            f"B − A over {len(report['pairs'])} seeds and {report['n_test']:,} test images: "
+            f"{delta_text(interval)} points, p {p_text(interval, 'p_value')}; verdict: {word}.",
+        ]
+    return [*lines, "", report["verdict"]]
+
+
 def render(source: Path) -> str:
     """The Markdown table of one JSON file (its kind told from its keys)."""
     data = json.loads(source.read_text(encoding="utf-8"))
@@ -128,8 +159,12 @@ def render(source: Path) -> str:
         lines = curve_markdown(data)
     elif "metrics" in data and "per_seed" in data:
         lines = seeds_markdown(data)
+    elif str(data.get("format", "")).startswith("shoegan-compare/"):
+        lines = compare_markdown(data)
     else:
-        raise SystemExit(f"{source}: not a study, budget grid, learning curve or GAN seeds JSON")
+        raise SystemExit(
+            f"{source}: not a study, budget grid, learning curve, GAN seeds or compare JSON"
+        )
     return "\n".join(lines) + "\n"
 
 

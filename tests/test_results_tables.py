@@ -74,3 +74,27 @@ def test_a_learning_curve_and_a_missing_json(results, tmp_path: Path) -> None:
     assert "| 10 | real+gan | 52.00 | 50.00 to 54.00 | +1.00 (-2.00 to +4.00) | 0.5 |" in text
     with pytest.raises(SystemExit, match="missing"):
         results.regenerate("<!-- results: nope.json -->\n<!-- /results -->", tmp_path)
+
+
+def test_a_compare_report_of_seed_lists_is_rendered(results, tmp_path: Path) -> None:
+    from study.compare.numbers import compare_runs
+
+    runs = _runs({0: (100, 0), 1: (110, 0), 2: (90, 0)})  # B right on 100/110/90 more images
+    for seed, run in enumerate(runs["real"]):
+        run.metrics["val_acc"] = 0.5 + seed / 100
+    numbers = compare_runs(runs["real"], runs["real+gan"], resamples=200)
+    report = {"format": "shoegan-compare/1", **numbers}
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "c.json").write_text(json.dumps(report), encoding="utf-8")
+    page = "<!-- results: docs/c.json -->\n<!-- /results -->\n"
+    text = results.regenerate(page, tmp_path)
+    accuracy = {side: numbers["seeds"][side]["accuracy"] for side in ("A", "B")}
+    for side, acc in accuracy.items():
+        names = ", ".join(numbers["seeds"][side]["runs"])
+        row = f"| {side} | {names} | {100 * acc['mean']:.2f} ± {100 * acc['std']:.2f} |"
+        assert row in text, text
+    assert "| A | real-s0, real-s1, real-s2 | " in text and "| 51.00 |" in text
+    interval = numbers["over_seeds"]["interval"]
+    delta = f"{100 * interval['delta']:+.2f} ({100 * interval['low']:+.2f} to {100 * interval['high']:+.2f})"
+    assert f"B − A over 3 seeds and {numbers['n_test']:,} test images: {delta} points" in text
+    assert f"verdict: {numbers['over_seeds']['verdict']}." in text and numbers["verdict"] in text
