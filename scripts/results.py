@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,10 +122,29 @@ def seeds_markdown(summary: dict[str, Any]) -> list[str]:
     return [*lines, "", f"Mean ± sd over GAN seeds {seeds} (sd: n - 1)."]
 
 
+def _side_folders(report: dict[str, Any]) -> dict[str, str]:
+    """Each side's run folders, relative to what the two sides share, when they differ (runs of
+    the same names in two studies, e.g. from scratch and pretrained); else none."""
+    parents = {
+        side: sorted({str(PurePosixPath(r["run_dir"]).parent) for r in report["runs"][side]})
+        for side in ("A", "B")
+        if all(r.get("run_dir") for r in report["runs"][side])
+    }
+    if len(parents) < 2 or parents["A"] == parents["B"]:
+        return {}
+    common = PurePosixPath(os.path.commonpath([p for ps in parents.values() for p in ps]))
+    return {
+        side: ", ".join(str(PurePosixPath(p).relative_to(common)) for p in ps)
+        for side, ps in parents.items()
+    }
+
+
 def compare_markdown(report: dict[str, Any]) -> list[str]:
     """`cli compare` of two lists of runs (A, B): each side's test accuracy over its seeds, then
     B − A over seeds and test images with its p and verdict word, and the verdict sentence."""
-    headers = ["side", "runs", "test acc % (mean ± sd)", "val acc % (mean)"]
+    folders = _side_folders(report)
+    headers = ["side", "runs", *(["folder"] if folders else []), "test acc % (mean ± sd)",
+               "val acc % (mean)"]  # fmt: skip
     rows = []
     for side in ("A", "B"):
         seeds = report["seeds"][side]
@@ -133,11 +153,12 @@ def compare_markdown(report: dict[str, Any]) -> list[str]:
             [
                 side,
                 ", ".join(seeds["runs"]),
+                *([folders[side]] if folders else []),
                 _mean_sd(seeds["accuracy"]),
                 _mean_val({"val_best": val}),
             ]
         )
-    lines = _table(headers, rows, [False, False, True, True])
+    lines = _table(headers, rows, [False, False, *([False] if folders else []), True, True])
     over = report.get("over_seeds")
     if over:
         interval = over["interval"]

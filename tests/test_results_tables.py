@@ -98,3 +98,26 @@ def test_a_compare_report_of_seed_lists_is_rendered(results, tmp_path: Path) -> 
     delta = f"{100 * interval['delta']:+.2f} ({100 * interval['low']:+.2f} to {100 * interval['high']:+.2f})"
     assert f"B − A over 3 seeds and {numbers['n_test']:,} test images: {delta} points" in text
     assert f"verdict: {numbers['over_seeds']['verdict']}." in text and numbers["verdict"] in text
+
+
+def test_a_compare_of_same_named_runs_in_two_studies_names_their_folders(
+    results, tmp_path: Path
+) -> None:
+    from study.compare.numbers import compare_runs
+
+    runs = _runs({0: (100, 0), 1: (110, 0), 2: (90, 0)})
+    report = {"format": "shoegan-compare/1", **compare_runs(runs["real"], runs["real"])}
+    (tmp_path / "docs").mkdir()
+    source = tmp_path / "docs" / "c.json"
+    page = "<!-- results: docs/c.json -->\n<!-- /results -->\n"
+    source.write_text(json.dumps(report), encoding="utf-8")
+    assert "| folder |" not in results.regenerate(page, tmp_path)  # one folder: no column
+
+    for side, root in (("A", "/w/study/runs/epochs-72"), ("B", "/w/study/transfer/runs/epochs-36")):
+        for run in report["runs"][side]:
+            run["run_dir"] = f"{root}/{run['name']}"
+    source.write_text(json.dumps(report), encoding="utf-8")
+    text = results.regenerate(page, tmp_path)
+    assert "| side | runs | folder | test acc % (mean ± sd) | val acc % (mean) |" in text
+    assert "| A | real-s0, real-s1, real-s2 | runs/epochs-72 | " in text
+    assert "| B | real-s0, real-s1, real-s2 | transfer/runs/epochs-36 | " in text
