@@ -403,3 +403,28 @@ def test_compare_runs_refuses_unpaired_seeds() -> None:
     # Two single runs are one comparison of two trained models, whatever their seeds.
     numbers = compare_runs([_seeded("a0", 0, 20)], [_seeded("b5", 5, 30)], resamples=100)
     assert [(p["seed_a"], p["seed_b"]) for p in numbers["pairs"]] == [(0, 5)]
+
+
+def test_seeds_figure_labels_of_long_run_names_do_not_overlap() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from study.compare.draw import _seeds_label
+    from study.report.figures import seeds_figure
+
+    sides = {
+        "A": [f"footwear-s{s}-resnet50" for s in range(5)],
+        "B": [f"footwear-s{s}-resnet50-cbam" for s in range(5)],
+    }
+    labels = [_seeds_label(side, names) for side, names in sides.items()]
+    # every word of the side's label is kept: the lines join back into "B: footwear-s0-...+4"
+    assert "".join(labels[1].splitlines()[:-1]) == "B: footwear-s0-resnet50-cbam+4"
+    assert labels[1].splitlines()[-1] == "(5 runs)"
+    values = {
+        m: {s: [0.9, 0.91, 0.92, 0.93, 0.94] for s in sides} for m in ("accuracy", "macro_f1")
+    }
+    fig = seeds_figure(values, labels)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for ax in fig.axes:
+        a, b = (t.get_window_extent(renderer) for t in ax.get_xticklabels())
+        assert a.x1 < b.x0, f"tick labels overlap: {a} and {b}"
+    assert _seeds_label("A", ["baseline"]) == "A: baseline\n(1 runs)"

@@ -4,6 +4,7 @@ of each synthetic set's images. Returns the file names (and the Grad-CAM numbers
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,9 @@ import numpy as np
 from study.compare.config import CompareConfig
 from study.compare.runs import RunResult, side_label
 from study.compare.synthetic import SyntheticEntry, synthetic_sample_files
+
+# Characters per line of a side's label under the seeds figure (two sides per 4.2-inch panel).
+SEEDS_LABEL_WIDTH = 18
 
 if TYPE_CHECKING:
     from study.compare.cams import CamComparison
@@ -91,8 +95,11 @@ def _draw_seeds(
 
 
 def _seeds_label(side: str, names: Sequence[str]) -> str:
+    """The side's tick label, wrapped (at hyphens and spaces) so that two sides' labels never
+    overlap under the narrow seeds panels."""
     listed = ", ".join(names)
-    return f"{side}: {listed if len(listed) <= 28 else side_label(names)}\n({len(names)} runs)"
+    text = f"{side}: {listed if len(listed) <= 28 else side_label(names)}"
+    return "\n".join([*textwrap.wrap(text, SEEDS_LABEL_WIDTH), f"({len(names)} runs)"])
 
 
 def _draw_synthetic(
