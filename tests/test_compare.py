@@ -427,4 +427,4 @@ def test_seeds_figure_labels_of_long_run_names_do_not_overlap() -> None:
     for ax in fig.axes:
         a, b = (t.get_window_extent(renderer) for t in ax.get_xticklabels())
         assert a.x1 < b.x0, f"tick labels overlap: {a} and {b}"
-    assert _seeds_label("A", ["baseline"]) == "A: baseline\n(1 runs)"
+    assert _seeds_label("A", ["baseline"]) == "A: baseline\n(1 run)"

@@ -99,7 +99,8 @@ def _seeds_label(side: str, names: Sequence[str]) -> str:
     overlap under the narrow seeds panels."""
     listed = ", ".join(names)
     text = f"{side}: {listed if len(listed) <= 28 else side_label(names)}"
-    return "\n".join([*textwrap.wrap(text, SEEDS_LABEL_WIDTH), f"({len(names)} runs)"])
+    count = f"({len(names)} run{'' if len(names) == 1 else 's'})"
+    return "\n".join([*textwrap.wrap(text, SEEDS_LABEL_WIDTH), count])
 
 
 def _draw_synthetic(
