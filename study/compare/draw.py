@@ -4,7 +4,6 @@ of each synthetic set's images. Returns the file names (and the Grad-CAM numbers
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +13,6 @@ import numpy as np
 from study.compare.config import CompareConfig
 from study.compare.runs import RunResult, side_label
 from study.compare.synthetic import SyntheticEntry, synthetic_sample_files
-
-# Characters per line of a side's label under the seeds figure (two sides per 4.2-inch panel).
-SEEDS_LABEL_WIDTH = 18
 
 if TYPE_CHECKING:
     from study.compare.cams import CamComparison
@@ -95,12 +91,10 @@ def _draw_seeds(
 
 
 def _seeds_label(side: str, names: Sequence[str]) -> str:
-    """The side's tick label, wrapped (at hyphens and spaces) so that two sides' labels never
-    overlap under the narrow seeds panels."""
+    """The side's tick label: its runs (or the first and a count) and how many there are."""
     listed = ", ".join(names)
-    text = f"{side}: {listed if len(listed) <= 28 else side_label(names)}"
     count = f"({len(names)} run{'' if len(names) == 1 else 's'})"
-    return "\n".join([*textwrap.wrap(text, SEEDS_LABEL_WIDTH), count])
+    return f"{side}: {listed if len(listed) <= 28 else side_label(names)}\n{count}"
 
 
 def _draw_synthetic(

@@ -18,6 +18,7 @@ from classify.evaluation.metrics import row_normalised
 
 SIDE_COLOURS = ("C0", "C1")
 TITLE_CHARS = 20  # characters of a column title per line (a 128 px tile at 8 pt)
+TICK_CHARS = 18  # characters of a seeds-figure tick label per line (two per 4.2-inch panel)
 METRIC_TITLES = {"accuracy": "test accuracy", "macro_f1": "macro-F1"}
 ARM_MARKERS = "os^Dv<>ph*"  # one per arm (hollow), so arms on the same point stay apart
 
@@ -164,6 +165,9 @@ def seeds_figure(
     values: Mapping[str, Mapping[str, Sequence[float]]], labels: Sequence[str]
 ) -> Figure:
     """One dot per run, mean ± sd bar per side, for each metric: ``values[metric][side]``."""
+    # Run names are long: wrap each line (at hyphens too) so neighbouring labels never meet.
+    ticks = ["\n".join(w for line in lab.splitlines() for w in textwrap.wrap(line, TICK_CHARS))
+             for lab in labels]  # fmt: skip
     metrics = list(values)
     fig = Figure(figsize=(4.2 * len(metrics), 3.6))
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
@@ -183,7 +187,7 @@ def seeds_figure(
                     capsize=4,
                     markersize=5,
                 )
-        ax.set_xticks(range(len(labels)), labels=list(labels), fontsize=9)
+        ax.set_xticks(range(len(labels)), labels=ticks, fontsize=9)
         ax.set_xlim(-0.5, len(labels) - 0.5)
         ax.set_title(METRIC_TITLES.get(metric, metric), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
